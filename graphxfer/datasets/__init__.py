@@ -1,0 +1,1 @@
+"""Bundled public cohorts and a synthetic multi-site generator."""
