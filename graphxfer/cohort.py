@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,9 +105,7 @@ class Cohort:
     # ------------------------------------------------------------------ validation
     def _validate(self, data: pd.DataFrame, schema: Schema) -> tuple[Schema, pd.DataFrame]:
         if len(data) == 0:
-            raise EmptyCohortError(
-                "the data frame has no rows; a cohort needs at least one record"
-            )
+            raise EmptyCohortError("the data frame has no rows; a cohort needs at least one record")
         if data.columns.duplicated().any():
             dup = list(data.columns[data.columns.duplicated()])
             raise CohortError(f"the data frame repeats columns {dup}; column names must be unique")
@@ -217,6 +216,14 @@ class Cohort:
             )
 
     def _check_ids(self, frame: pd.DataFrame, schema: Schema) -> None:
+        group = schema.group
+        if group is not None and frame[group.name].isna().any():
+            missing = frame[group.name].isna()
+            raise CohortError(
+                f"group column {group.name!r} is missing in rows "
+                f"{first_rows(missing.index[missing])}; give every record its site, or drop "
+                "those rows"
+            )
         id_col = schema.id
         if id_col is None:
             return
@@ -277,7 +284,7 @@ class Cohort:
         return self._data.copy()
 
     @property
-    def X(self) -> pd.DataFrame:  # noqa: N802 - sklearn naming
+    def X(self) -> pd.DataFrame:
         """A copy of the feature columns."""
         return self._data[self.schema.feature_names].copy()
 
@@ -355,7 +362,7 @@ class Cohort:
             raise MissingColumnError("this cohort has no group column (role='group')")
         wanted = (
             [canonical_label(groups)]
-            if isinstance(groups, (str, int))
+            if isinstance(groups, (str, bytes)) or not isinstance(groups, Iterable)
             else [canonical_label(g) for g in groups]  # type: ignore[union-attr]
         )
         present = set(self._data[group.name])
@@ -404,6 +411,12 @@ class Cohort:
 
         person = self.person_index
         n_persons = int(person.max()) + 1
+        if isinstance(test_size, bool) or not isinstance(test_size, (int, float, np.number)):
+            raise CohortError(
+                f"test_size={test_size!r} must be a share in (0, 1) or a count of persons"
+            )
+        if isinstance(test_size, np.number):
+            test_size = test_size.item()
         if isinstance(test_size, float) and not 0.0 < test_size < 1.0:
             raise CohortError(f"test_size={test_size} must be in (0, 1) or a count of persons")
         if isinstance(test_size, int) and not 0 < test_size < n_persons:
@@ -415,9 +428,16 @@ class Cohort:
             if counts.min() >= 2:
                 labels = first
         seed = _seed(random_state)
-        train_p, test_p = train_test_split(
-            np.arange(n_persons), test_size=test_size, stratify=labels, random_state=seed
-        )
+        try:
+            train_p, test_p = train_test_split(
+                np.arange(n_persons), test_size=test_size, stratify=labels, random_state=seed
+            )
+        except ValueError as exc:
+            raise CohortError(
+                f"cannot split {n_persons} persons with test_size={test_size}"
+                f"{' stratified by outcome' if labels is not None else ''}: {exc}; "
+                "use a larger cohort, another test_size, or stratify=False"
+            ) from exc
         train_mask = np.isin(person, train_p)
         test_mask = np.isin(person, test_p)
         return self.subset(train_mask), self.subset(test_mask)
@@ -450,7 +470,7 @@ class Cohort:
             part = self._data.loc[mask]
             row: dict[str, Any] = {
                 "rows": int(mask.sum()),
-                "persons": int(len(np.unique(person[mask]))),
+                "persons": len(np.unique(person[mask])),
             }
             target = self.schema.target
             row["positive_rate"] = (
@@ -506,6 +526,21 @@ class Cohort:
         AlignmentError
             The mapping, recoding or conversion names unknown columns or is inconsistent.
         """
+        if not isinstance(source_schema, Schema):
+            raise AlignmentError(
+                f"source_schema must be a graphxfer.Schema, got {type(source_schema).__name__}"
+            )
+        for arg, value in (("mapping", mapping), ("recode", recode), ("convert", convert)):
+            if value is not None and not isinstance(value, Mapping):
+                raise AlignmentError(
+                    f"{arg} must be a dict keyed by column name, got {type(value).__name__}"
+                )
+        for src, codes in (recode or {}).items():
+            if not isinstance(codes, Mapping):
+                raise AlignmentError(
+                    f"recode[{src!r}] must be a dict {{this_cohort_code: source_code}}, "
+                    f"got {codes!r}"
+                )
         mapping = dict(mapping or {})
         recode = {k: dict(v) for k, v in (recode or {}).items()}
         convert = dict(convert or {})
@@ -531,7 +566,20 @@ class Cohort:
                         "use the source column name"
                     )
         renamed_to_src = {own: mapping.get(own, own) for own in self.schema.names}
-        src_to_own = {src: own for own, src in renamed_to_src.items() if src in source_schema}
+        src_to_own: dict[str, str] = {}
+        for own, src in renamed_to_src.items():
+            if src not in source_schema or self.schema[own].role == "ignore":
+                continue
+            if src in src_to_own:
+                raise AlignmentError(
+                    f"columns {src_to_own[src]!r} and {own!r} of this cohort both align to source "
+                    f"column {src!r}; map one of them to another source column or give it "
+                    "role='ignore'"
+                )
+            src_to_own[src] = own
+        for own, src in renamed_to_src.items():
+            if src in source_schema and src not in src_to_own:
+                src_to_own[src] = own  # an ignored column: reported missing below
         report = AlignmentReport()
         frame: dict[str, pd.Series] = {}
         columns: list[Column] = []
@@ -707,7 +755,17 @@ def _numeric(series: pd.Series, col: Column) -> pd.Series:
     if pd.api.types.is_bool_dtype(series):
         values = series.astype("float64")
     else:
-        values = pd.to_numeric(series, errors="coerce").astype("float64")
+        if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(
+            series
+        ):
+            # dates and durations would silently become nanosecond counts (NaT a huge negative)
+            values = pd.Series(np.nan, index=series.index, dtype="float64")
+        else:
+            converted = pd.to_numeric(series, errors="coerce")
+            if pd.api.types.is_complex_dtype(converted):
+                converted = converted.where(np.imag(converted.to_numpy()) == 0, np.nan)
+                converted = pd.Series(np.real(converted.to_numpy()), index=series.index)
+            values = converted.astype("float64")
         bad = values.isna() & series.notna()
         if bad.any():
             examples = list(dict.fromkeys(series[bad].astype(str)))[:5]
@@ -749,7 +807,7 @@ def _convert(
 ) -> tuple[pd.Series, float, float]:
     if col.kind != "numeric":
         raise AlignmentError(f"convert applies to numeric columns; {col.name!r} is {col.kind}")
-    if isinstance(spec, (int, float)):
+    if isinstance(spec, numbers.Real):
         factor, offset = float(spec), 0.0
     else:
         try:
@@ -759,7 +817,9 @@ def _convert(
                 f"convert[{col.name!r}] must be a factor or a (factor, offset) pair, got {spec!r}"
             ) from exc
     if not np.isfinite([factor, offset]).all() or factor == 0.0:
-        raise AlignmentError(f"convert[{col.name!r}] = ({factor}, {offset}) is not a valid unit map")
+        raise AlignmentError(
+            f"convert[{col.name!r}] = ({factor}, {offset}) is not a valid unit map"
+        )
     return values * factor + offset, factor, offset
 
 

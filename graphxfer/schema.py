@@ -3,7 +3,8 @@
 A :class:`Schema` is an ordered list of :class:`Column` objects. Each column has a *role*
 (``feature``, ``target``, ``id``, ``group`` or ``ignore``) and a *kind* (``numeric`` with optional
 bounds and unit, ``categorical`` with a vocabulary, ``binary`` or ``ordinal`` with ordered levels).
-Schemas are edited in code or as JSON; ``Schema.from_json(schema.to_json()) == schema`` always holds.
+Schemas are edited in code or as JSON, and ``Schema.from_json(schema.to_json()) == schema``
+always holds.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,12 @@ class Column:
         for bound in ("lower", "upper"):
             value = getattr(self, bound)
             if value is not None:
-                value = float(value)
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):
+                    raise SchemaError(
+                        f"{where}: {bound} bound must be a number, got {value!r}"
+                    ) from None
                 if not math.isfinite(value):
                     raise SchemaError(f"{where}: {bound} bound must be finite, got {value}")
                 setattr(self, bound, value)
@@ -120,6 +126,12 @@ class Column:
             raise SchemaError(
                 f"{where}: lower bound {self.lower} is above upper bound {self.upper}; swap them"
             )
+        for key in ("categories", "levels", "missing_values"):
+            value = getattr(self, key)
+            if value is not None and (
+                isinstance(value, (str, bytes, dict)) or not isinstance(value, Iterable)
+            ):
+                raise SchemaError(f"{where}: {key} must be a list, got {value!r}")
         if self.categories is not None:
             cats = [canonical_label(c) for c in self.categories]
             if any(not isinstance(c, str) for c in cats):
@@ -150,7 +162,10 @@ class Column:
                 "derive a 0/1 outcome column first"
             )
         if self.missing_values is not None:
-            self.missing_values = list(self.missing_values)
+            # numpy scalars become plain Python values so that the schema serialises to JSON
+            self.missing_values = [
+                v.item() if isinstance(v, np.generic) else v for v in self.missing_values
+            ]
 
     @property
     def vocabulary(self) -> list[str] | None:
@@ -171,6 +186,8 @@ class Column:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Column:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        if not isinstance(data, Mapping):
+            raise SchemaError(f"a schema column is a JSON object with a 'name', got {data!r}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -207,9 +224,11 @@ class Schema:
     name: str | None = None
 
     def __post_init__(self) -> None:
-        self.columns = [
-            c if isinstance(c, Column) else Column.from_dict(dict(c)) for c in self.columns
-        ]
+        if isinstance(self.columns, (str, bytes, Mapping)) or not isinstance(
+            self.columns, Iterable
+        ):
+            raise SchemaError(f"a schema's columns are a list, got {self.columns!r}")
+        self.columns = [c if isinstance(c, Column) else Column.from_dict(c) for c in self.columns]
         self.validate()
 
     def validate(self) -> None:
@@ -287,6 +306,13 @@ class Schema:
     def replace(self, name: str, **changes: Any) -> Schema:
         """A copy with column ``name`` changed, e.g. ``schema.replace("age", upper=110)``."""
         self[name]  # raises a clear KeyError if absent
+        known = {f.name for f in fields(Column)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise SchemaError(
+                f"column {name!r}: cannot set unknown field(s) {unknown}; "
+                f"fields are {sorted(known)}"
+            )
         cols = [replace(c, **changes) if c.name == name else replace(c) for c in self.columns]
         return Schema(cols, name=self.name)
 
@@ -318,11 +344,17 @@ class Schema:
         fmt = data.get("format", SCHEMA_FORMAT)
         if fmt != SCHEMA_FORMAT:
             raise SchemaError(f"unknown schema format {fmt!r}; this version reads {SCHEMA_FORMAT}")
-        return cls([Column.from_dict(dict(c)) for c in data["columns"]], name=data.get("name"))
+        return cls(data["columns"], name=data.get("name"))
 
     def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int = 2) -> str:
         """Serialise to JSON; when ``path`` is given the file is written atomically."""
-        text = json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
+        try:
+            text = json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise SchemaError(
+                f"the schema cannot be written as JSON ({exc}); use plain numbers and strings in "
+                "bounds, categories, levels and missing_values"
+            ) from exc
         if path is not None:
             from graphxfer._io import atomic_write_text
 
@@ -335,9 +367,12 @@ class Schema:
         text = str(source)
         if isinstance(source, os.PathLike) or not text.lstrip().startswith("{"):
             path = Path(source)
-            if not path.exists():
+            if not path.is_file():
                 raise SchemaError(f"schema file {str(path)!r} does not exist")
-            text = path.read_text(encoding="utf-8")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SchemaError(f"cannot read schema file {str(path)!r}: {exc}") from exc
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -388,6 +423,14 @@ class Schema:
                 raise SchemaError(
                     f"{arg}={col!r} is not a column of the data; columns are {list(df.columns)}"
                 )
+        bad_names = [c for c in df.columns if not isinstance(c, str) or c == ""]
+        if bad_names:
+            raise SchemaError(
+                f"column names must be non-empty strings, got {bad_names[:5]}; rename them, "
+                "e.g. df.columns = df.columns.astype(str)"
+            )
+        if isinstance(ignore, str):
+            ignore = [ignore]
         for col in ignore:
             if col not in df.columns:
                 raise SchemaError(f"ignore={col!r} is not a column of the data")
@@ -443,6 +486,7 @@ def _infer_feature(series: pd.Series, name: str, max_categories: int) -> Column:
     labels = _observed_labels(series)
     if len(labels) == 2:
         return Column(name, "binary", categories=labels)
-    if len(labels) > max_categories:
+    if len(labels) == 0 or len(labels) > max_categories:
+        # no observed value (the cohort reports it) or too many for a closed vocabulary
         return Column(name, "categorical")
     return Column(name, "categorical", categories=labels)

@@ -384,7 +384,7 @@ class Featurizer:
                 continue
             vocab = self.vocabularies_[name]
             labels = _labels(X[name], _Spec(name, self.kinds_[name]))
-            codes = pd.Categorical(labels, categories=vocab).codes.astype(np.int64)
+            codes = pd.Index(vocab, dtype=object).get_indexer(labels.to_numpy(dtype=object))
             idx = np.where(codes >= 0, codes + 2, UNKNOWN_INDEX)
             idx = np.where(labels.isna().to_numpy(), MISSING_INDEX, idx)
             categorical[:, j] = idx
@@ -411,7 +411,9 @@ class Featurizer:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "center_"):
-            raise NotFittedError("this Featurizer is not fitted yet; call fit(source_data, columns)")
+            raise NotFittedError(
+                "this Featurizer is not fitted yet; call fit(source_data, columns)"
+            )
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-ready state (no arrays of records, only per-column statistics)."""
@@ -478,6 +480,7 @@ def _label(value: Any) -> str:
 def _ordinal_index(col: pd.Series, spec: _Spec) -> np.ndarray:
     levels = spec.vocabulary or []
     labels = col.map(lambda v: np.nan if pd.isna(v) else _label(v))
-    codes = pd.Categorical(labels, categories=levels).codes.astype(np.float64)
+    codes = pd.Index(levels, dtype=object).get_indexer(labels.to_numpy(dtype=object))
+    codes = codes.astype(np.float64)
     codes[codes < 0] = np.nan
     return codes

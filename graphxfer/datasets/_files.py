@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
@@ -32,9 +32,11 @@ def data_file(cohort: str, filename: str) -> Traversable:
 
 def read_bundled_csv(cohort: str, filename: str, **kwargs: Any) -> pd.DataFrame:
     """Read a bundled (optionally gzip-compressed) CSV file with :func:`pandas.read_csv`."""
-    compression = "gzip" if filename.endswith(".gz") else None
+    compression: Literal["gzip"] | None = "gzip" if filename.endswith(".gz") else None
     with data_file(cohort, filename).open("rb") as handle:
-        return pd.read_csv(handle, compression=compression, **kwargs)
+        frame = pd.read_csv(handle, compression=compression, **kwargs)
+    assert isinstance(frame, pd.DataFrame)
+    return frame
 
 
 def select(

@@ -11,7 +11,7 @@ from graphxfer.cohort import Cohort
 from graphxfer.datasets._files import as_categories, read_bundled_csv, select
 from graphxfer.schema import Column, Schema
 
-__all__ = ["HEART_SITES", "heart_disease_schema", "load_heart_disease"]
+__all__ = ["HEART_SITES", "load_heart_disease"]
 
 HEART_SITES: tuple[str, ...] = ("cleveland", "hungarian", "switzerland", "va")
 """Sites of the heart-disease cohort, in their customary order."""
@@ -35,20 +35,7 @@ _RAW_COLUMNS = [
 _LABELS = ["cp", "restecg", "slope", "thal"]
 
 
-def heart_disease_schema() -> Schema:
-    """The schema of :func:`load_heart_disease` (a fresh copy on every call).
-
-    Returns
-    -------
-    Schema
-        Columns ``record_id`` (id), ``site`` (group), 13 features and the target ``target``.
-
-    Examples
-    --------
-    >>> from graphxfer.datasets import heart_disease_schema
-    >>> heart_disease_schema()["chol"].unit
-    'mg/dl'
-    """
+def _schema() -> Schema:
     return Schema(
         [
             Column("record_id", "categorical", "id", description="site and row number"),
@@ -128,7 +115,7 @@ def heart_disease_schema() -> Schema:
                 "target",
                 "binary",
                 "target",
-                description="angiographic heart disease: > 50% narrowing of a major vessel (num > 0)",
+                description="heart disease: > 50% narrowing of a major vessel (num > 0)",
             ),
         ],
         name="heart_disease",
@@ -201,6 +188,6 @@ def load_heart_disease(sites: str | Iterable[str] = HEART_SITES) -> Cohort:
     for name in ("chol", "trestbps"):
         frame[name] = frame[name].mask(frame[name] == 0)
     frame["target"] = (frame.pop("num") > 0).astype(np.int64)
-    as_categories(frame, ["site", *_LABELS])
-    schema = heart_disease_schema()
+    as_categories(frame, ["site", "target", *_LABELS])
+    schema = _schema()
     return Cohort(frame[schema.names], schema, all_missing="keep", name="heart_disease")

@@ -205,6 +205,8 @@ def load_student_performance(
     for name in ("G1", "G2"):
         frame[name] = pd.to_numeric(frame[name])
     schema = _schema(include_period_grades)
-    labels = [c.name for c in schema if c.kind != "numeric" and c.role in ("feature", "group")]
+    labels = [
+        c.name for c in schema if c.kind != "numeric" and c.role in ("feature", "group", "target")
+    ]
     as_categories(frame, labels)
     return Cohort(frame[schema.names], schema, name="student_performance")
