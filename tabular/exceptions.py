@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["EncoderError", "FeaturizerError", "NotFittedError", "RegistryError", "TabularError"]
+__all__ = [
+    "BaselineError",
+    "EncoderError",
+    "FeaturizerError",
+    "NotFittedError",
+    "PretrainingError",
+    "RegistryError",
+    "TabularError",
+]
 
 
 class TabularError(ValueError):
@@ -23,3 +31,11 @@ class RegistryError(TabularError):
 
 class NotFittedError(TabularError, AttributeError):
     """An object was used before it was fitted."""
+
+
+class PretrainingError(TabularError):
+    """Pretraining cannot run with the given data or options (no outcome, too few rows...)."""
+
+
+class BaselineError(TabularError):
+    """A baseline model cannot be fitted or used with the given data or options."""
