@@ -597,6 +597,12 @@ class Cohort:
                 continue
             own_col = self.schema[own_name]
             if src_col.role in ("id", "group") or own_col.role in ("id", "group"):
+                if src_col.role in ("feature", "target"):
+                    raise TypeMismatchError(
+                        f"column {own_name!r} is the {own_col.role} column here but source column "
+                        f"{src_col.name!r} is a {src_col.role}; rename this cohort's column so "
+                        "that it does not stand in for the source column"
+                    )
                 continue  # handled below with this cohort's own id / group
             if own_col.role == "ignore":
                 report.missing.append(src_col.name)
@@ -661,7 +667,7 @@ class Cohort:
         raw = pd.DataFrame(frame, index=data.index.copy())
         # binary columns are already 0/1: relabel the schema's categories so validation passes
         for col in new_schema:
-            if col.kind == "binary" and col.role != "ignore":
+            if col.kind == "binary" and col.role not in ("ignore", "id", "group"):
                 raw[col.name] = raw[col.name].map(
                     lambda v, c=col: (
                         np.nan

@@ -65,8 +65,7 @@ def default_delta(n_persons: int) -> float:
     """
     if n_persons < 1:
         raise PrivacyConfigError(
-            f"n_persons must be a positive integer, got {n_persons!r}; "
-            "there is no data to protect."
+            f"n_persons must be a positive integer, got {n_persons!r}; there is no data to protect."
         )
     return min(DEFAULT_DELTA_CAP, float(n_persons) ** -1.1)
 
@@ -85,9 +84,7 @@ def _positive_float(name: str, value: Any, *, example: str) -> float:
             f"{name} must be a finite positive number, got {value!r}; pass e.g. {name}={example}."
         )
     if float(value) <= 0:
-        raise PrivacyConfigError(
-            f"{name} must be > 0, got {value!r}; pass e.g. {name}={example}."
-        )
+        raise PrivacyConfigError(f"{name} must be > 0, got {value!r}; pass e.g. {name}={example}.")
     return float(value)
 
 

@@ -188,11 +188,10 @@ class BudgetSpent:
 
 
 def _accountant_epsilon(entries: Sequence[LedgerEntry], accountant: str, delta: float) -> float:
-    from opacus.accountants import create_accountant
+    from privacy.accounting import compute_epsilon
 
-    acc = create_accountant(mechanism=accountant)
-    acc.history = [(e.noise_multiplier, e.sample_rate, e.steps) for e in entries]
-    return float(acc.get_epsilon(delta=delta))
+    history = [(e.noise_multiplier, e.sample_rate, e.steps) for e in entries]
+    return compute_epsilon(history, delta=delta, accountant=accountant)  # type: ignore[arg-type]
 
 
 def compose(
@@ -428,9 +427,7 @@ class PrivacyLedger:
         BudgetExceededError
         """
         if isinstance(extra_epsilon, bool) or not extra_epsilon >= 0:
-            raise PrivacyConfigError(
-                f"extra_epsilon must be a number >= 0, got {extra_epsilon!r}."
-            )
+            raise PrivacyConfigError(f"extra_epsilon must be a number >= 0, got {extra_epsilon!r}.")
         spent = self.total_spent(data_id)
         projected = compose(
             [*self._select(data_id), *planned],

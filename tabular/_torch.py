@@ -12,9 +12,16 @@ import numpy as np
 import torch
 
 from tabular.exceptions import TabularError
-from tabular.featurizer import FeatureBatch
 
-__all__ = ["column_key", "iter_batches", "resolve_device", "seed_from", "seeded"]
+__all__ = [
+    "as_json_scalar",
+    "column_key",
+    "iter_batches",
+    "resolve_device",
+    "seed_from",
+    "seeded",
+    "state_to_cpu",
+]
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_]")
 
@@ -63,20 +70,15 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
 
 
 def iter_batches(
-    batch: FeatureBatch,
-    order: np.ndarray,
+    tensors: tuple[torch.Tensor, ...],
+    order: torch.Tensor,
     batch_size: int,
     device: torch.device,
-    *,
-    y: np.ndarray | None = None,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-    """Yield ``(numeric, missing, categorical, y)`` tensors for consecutive slices of ``order``."""
+) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Yield the rows ``order[i : i + batch_size]`` of each tensor, moved to ``device``."""
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        part = batch.take(idx)
-        numeric, missing, categorical = part.to_tensors(device)
-        target = None if y is None else torch.as_tensor(y[idx], dtype=torch.float32, device=device)
-        yield numeric, missing, categorical, target
+        yield tuple(t[idx].to(device, non_blocking=True) for t in tensors)
 
 
 def state_to_cpu(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -223,7 +223,7 @@ def test_type_mismatch_numeric_vs_categorical():
     cohort = Cohort(target_frame(), sch)
     with pytest.raises(
         TypeMismatchError,
-        match=r"column 'cp' is numeric here but source column 'cp' is categorical.*kind='categorical'",
+        match=r"'cp' is numeric here but source column 'cp' is categorical.*kind='categorical'",
     ):
         cohort.align(source_schema(), mapping=MAPPING, recode={"sex": RECODE["sex"]})
 
@@ -248,7 +248,9 @@ def test_out_of_bounds_after_conversion():
     with pytest.raises(
         OutOfBoundsError, match=r"'chol' holds values .* below its lower bound 50 in rows 10, 11"
     ):
-        cohort.align(source_schema(), mapping=MAPPING, recode=RECODE, convert={"temp": CONVERT["temp"]})
+        cohort.align(
+            source_schema(), mapping=MAPPING, recode=RECODE, convert={"temp": CONVERT["temp"]}
+        )
     # a wrong factor overshoots the upper bound
     with pytest.raises(OutOfBoundsError, match=r"'chol'.*above its upper bound 500.*convert"):
         cohort.align(
@@ -305,7 +307,9 @@ def test_recode_to_missing_counts_changes():
 
 
 def test_binary_labels_need_a_recode():
-    with pytest.raises(AlignmentError, match=r"'sex' is labelled \['f', 'm'\].*\['F', 'M'\].*recode"):
+    with pytest.raises(
+        AlignmentError, match=r"'sex' is labelled \['f', 'm'\].*\['F', 'M'\].*recode"
+    ):
         target_cohort().align(
             source_schema(), mapping=MAPPING, recode={"cp": RECODE["cp"]}, convert=CONVERT
         )
@@ -369,7 +373,9 @@ def test_numpy_factor_is_accepted():
 
 
 def test_source_schema_must_be_a_schema():
-    with pytest.raises(AlignmentError, match="source_schema must be a graphxfer.Schema, got dict"):
+    with pytest.raises(
+        AlignmentError, match=r"source_schema must be a graphxfer\.Schema, got dict"
+    ):
         target_cohort().align(source_schema().to_dict())
 
 
@@ -397,3 +403,24 @@ def test_alignment_errors_are_graphxfer_errors():
     assert issubclass(TypeMismatchError, GraphxferError)
     with pytest.raises(GraphxferError):
         target_cohort().align(source_schema())
+
+
+def test_id_column_with_binary_kind_is_carried_unchanged():
+    df = pd.DataFrame({"x": [0.0, 1.0, 1.0], "code": [0, 2, 5]})
+    sch = Schema([Column("x", "binary"), Column("code", "binary", "id")])
+    aligned, report = Cohort(df, sch).align(Schema([Column("x", "binary")]))
+    assert aligned.ids.tolist() == ["0", "2", "5"]
+    assert report.matched == ["x"]
+
+
+def test_own_id_standing_in_for_a_source_feature():
+    df = pd.DataFrame({"site": ["A", "B", "C"], "x": [1.0, 2.0, 3.0]})
+    cohort = Cohort(df, Schema.infer(df, id="site"))
+    src = Schema([Column("x"), Column("site", "categorical", categories=["A", "B", "C"])])
+    with pytest.raises(
+        TypeMismatchError, match=r"'site' is the id column here but source .*feature"
+    ):
+        cohort.align(src)
+    # an id on both sides is simply this cohort's id
+    aligned, report = cohort.align(Schema([Column("x"), Column("site", "categorical", "id")]))
+    assert aligned.ids.tolist() == ["A", "B", "C"] and report.matched == ["x"]

@@ -107,7 +107,7 @@ def test_cohort_without_target_group_or_id():
     assert not c.has_target and c.groups is None and c.ids is None
     assert c.n_persons == 3
     with pytest.raises(MissingColumnError, match="no target column"):
-        c.y
+        _ = c.y
 
 
 def test_cohort_does_not_modify_the_callers_frame():
@@ -163,7 +163,7 @@ def test_bad_policies(kwargs, pattern):
 def test_bad_argument_types():
     with pytest.raises(CohortError, match="needs a pandas DataFrame, got dict"):
         Cohort(frame().to_dict(), schema())
-    with pytest.raises(CohortError, match="graphxfer.Schema, got dict"):
+    with pytest.raises(CohortError, match=r"graphxfer\.Schema, got dict"):
         Cohort(frame(), schema().to_dict())
 
 
@@ -234,7 +234,8 @@ def test_infinite_values(bad):
     df.loc["r3", "chol"] = bad
     df.loc["r5", "chol"] = bad
     with pytest.raises(
-        InfiniteValueError, match=r"'chol' holds infinite values in rows " + rows_pattern("r3", "r5")
+        InfiniteValueError,
+        match=r"'chol' holds infinite values in rows " + rows_pattern("r3", "r5"),
     ):
         Cohort(df, schema())
 

@@ -353,7 +353,9 @@ def mixed_frame() -> pd.DataFrame:
             "smoker": [0, 1, 1, 0, 0, 1],
             "diabetic": [True, False, False, True, False, False],
             "sex": pd.Series(["f", "m", "m", None, "f", "m"], dtype="str"),
-            "cp": pd.Series(["typical", "atypical", "none", "typical", np.nan, "none"], dtype="str"),
+            "cp": pd.Series(
+                ["typical", "atypical", "none", "typical", np.nan, "none"], dtype="str"
+            ),
             "mixed": pd.Series([1, "a", 2.5, None, "a", 1.0], dtype=object),
             "flag": pd.Series([1.0, np.nan, 0.0, 1.0, 1.0, np.nan]),
             "pid": ["p1", "p2", "p3", "p4", "p5", "p6"],
@@ -379,7 +381,16 @@ def test_infer_mixed_dtypes():
     assert s["pid"] == Column("pid", "categorical", "id")
     assert s["site"] == Column("site", "categorical", "group")
     assert s["outcome"] == Column("outcome", "binary", "target")
-    assert s.feature_names == ["age", "n_visits", "smoker", "diabetic", "sex", "cp", "mixed", "flag"]
+    assert s.feature_names == [
+        "age",
+        "n_visits",
+        "smoker",
+        "diabetic",
+        "sex",
+        "cp",
+        "mixed",
+        "flag",
+    ]
 
 
 def test_infer_does_not_modify_the_frame():

@@ -1,0 +1,278 @@
+"""SHAP explanations of a fitted model's predictions, over the user's original columns."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from graphxfer.explain._codec import FeatureCodec, as_frame, model_columns, require_columns
+from graphxfer.explain._methods import METHODS, ExplainTask
+from graphxfer.explain._model import LINKS, positive_proba, to_scale
+from graphxfer.explain._xgboost import BoosterView, find_booster
+from graphxfer.explain.exceptions import BackgroundFromDataWarning, ExplanationError
+
+if TYPE_CHECKING:
+    import shap
+
+__all__ = ["AUTO_EXACT_MAX_FEATURES", "explain"]
+
+logger = logging.getLogger(__name__)
+
+AUTO_EXACT_MAX_FEATURES = 10
+"""``method="auto"`` uses exact Shapley values up to this many features, permutations above."""
+
+# A computed explanation whose base value + attributions misses the model's output by more than
+# this (on the explained scale) is refused: the model is then not deterministic (dropout left
+# on, random graph sampling) or its differentiable path is not the model.
+_ADDITIVITY_GUARD = 1e-4
+
+
+def explain(
+    model: Any,
+    data: Any,
+    method: str = "auto",
+    background: Any = None,
+    *,
+    link: Literal["identity", "logit"] | None = None,
+    max_evals: int | None = None,
+    n_background: int = 100,
+    random_state: int | np.random.Generator | None = None,
+    progress: bool = True,
+) -> shap.Explanation:
+    """Explain every prediction of a fitted binary classifier with SHAP values.
+
+    Attributions are over the model's original input columns (never internal features), so a
+    categorical column gets one attribution however the model encodes it. They are additive:
+    ``base_values + values.sum(axis=1)`` equals the model's output on the stated scale.
+
+    Parameters
+    ----------
+    model : fitted model
+        Anything with ``predict_proba(DataFrame) -> [n, 2]`` over the original columns, such as
+        a ``graphxfer.TransferClassifier`` or a ``tabular.baselines`` model. Its input columns
+        come from ``feature_schema_`` (kinds and vocabularies), else ``feature_names_in_``,
+        else the features of ``data``.
+    data : Cohort or DataFrame
+        The records to explain, with the model's input columns (other columns are ignored).
+    method : {"auto", "tree", "exact", "permutation", "deep", "gradient"}, default="auto"
+        ``auto`` uses ``tree`` for XGBoost models (on the log-odds scale, without a
+        ``background`` passed), ``exact`` for at most 10 features and ``permutation`` above.
+
+        - ``tree``: XGBoost's own exact TreeSHAP (handles categorical splits); path-dependent:
+          the reference is the training data recorded in the trees, not a background.
+        - ``exact``: exact Shapley values over all coalitions of columns (2**n_features model
+          evaluations per record and background row); at most 20 features.
+        - ``permutation``: Shapley values from antithetic permutations; additive by
+          construction, exact for models without interactions above second order.
+        - ``deep`` / ``gradient``: DeepLIFT / expected gradients through a torch model's
+          differentiable path (``model.torch_explain_parts()``, see the documentation);
+          ``gradient`` is an approximation and not exactly additive.
+    background : Cohort or DataFrame, optional
+        Reference records that stand in for a "missing" column. By default
+        ``model.background_`` (a sample of the source cohort); without it, a sample of ``data``
+        with a :class:`~graphxfer.explain.exceptions.BackgroundFromDataWarning`.
+    link : {"identity", "logit"}, optional
+        Scale of the explained output: the probability of the positive class (``identity``) or
+        its log-odds (``logit``). By default log-odds for ``tree`` and probability otherwise.
+        The scale is stated in the explanation's ``output_names``.
+    max_evals : int, optional
+        Model evaluations per record: the ``permutation`` budget (default
+        ``10 * (2 * n_features + 1)``: ten forward-and-backward permutations), a cap checked by
+        ``exact``, the number of samples of ``gradient`` (default 200).
+    n_background : int, default=100
+        At most this many background rows are used (sampled without replacement).
+    random_state : int, Generator or None
+        Seeds the background sample and the permutations. The global NumPy state is left as
+        it was.
+    progress : bool, default=True
+        Show SHAP's progress bar for long runs.
+
+    Returns
+    -------
+    shap.Explanation
+        ``values`` ``[n, n_features]``, ``base_values`` ``[n]``, ``data`` the numeric view
+        (numbers, category codes), ``display_data`` the original values (category labels),
+        ``feature_names`` the original column names and ``output_names`` the scale
+        (``"probability of the positive class"`` or ``"log-odds of the positive class"``).
+
+    Raises
+    ------
+    ExplanationError
+        When the model, the data or the method do not fit together; the message says why.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> X = pd.DataFrame({"age": np.linspace(20, 80, 40), "bmi": np.tile([20.0, 30.0], 20)})
+    >>> clf = LogisticRegression().fit(X, (X.age > 50).astype(int))
+    >>> clf.background_ = X.sample(20, random_state=0)
+    >>> exp = explain(clf, X.head(3), random_state=0, progress=False)
+    >>> exp.values.shape, exp.output_names
+    ((3, 2), 'probability of the positive class')
+    >>> bool(np.allclose(exp.base_values + exp.values.sum(1), clf.predict_proba(X.head(3))[:, 1]))
+    True
+    """
+    _check_options(model, method, link, max_evals, n_background)
+    frame = as_frame(data)
+    if len(frame) == 0:
+        raise ExplanationError("there is nothing to explain: the data has no rows")
+    columns = model_columns(model, data)
+    require_columns(frame, [c.name for c in columns])
+    frame = frame[[c.name for c in columns]]
+    rng = np.random.default_rng(random_state)
+    seed = None if random_state is None else int(rng.integers(2**31 - 1))
+
+    given = background is not None
+    reference = as_frame(background, "background") if given else _model_background(model)
+    codec = FeatureCodec.build(columns, [frame] + ([reference] if reference is not None else []))
+    name, booster = _choose(model, codec, frame, method, link, given)
+    chosen = METHODS[name]
+    link = link if link is not None else ("logit" if name == "tree" else "identity")
+
+    source = "passed background" if given else "model.background_"
+    if not chosen.uses_background:
+        reference, source = frame.iloc[:0], "tree covers (training data)"
+    elif reference is None:
+        warnings.warn(
+            "the model has no background_ (a sample of its source cohort), so a sample of the "
+            "explained data serves as background; pass background= to choose it",
+            BackgroundFromDataWarning,
+            stacklevel=2,
+        )
+        reference, source = frame, "sample of the explained data"
+    reference = _sample(reference, n_background, rng)
+    if chosen.uses_background and len(reference) == 0:
+        raise ExplanationError("the background has no rows")
+    logger.info(
+        "explaining %d records with method %r on the %s scale; background: %s (%d rows)",
+        len(frame),
+        name,
+        link,
+        source,
+        len(reference),
+    )
+
+    task = ExplainTask(
+        model=model,
+        codec=codec,
+        frame=frame,
+        matrix=codec.encode(frame),
+        background=reference,
+        background_matrix=codec.encode(reference),
+        link=link,
+        max_evals=max_evals,
+        seed=seed,
+        progress=progress,
+        booster=booster,
+    )
+    start = time.perf_counter()
+    values, base_values = chosen.compute(task)
+    elapsed = time.perf_counter() - start
+    values = np.asarray(values, dtype=np.float64).reshape(len(frame), codec.n_features)
+    base_values = np.broadcast_to(np.asarray(base_values, np.float64), (len(frame),)).copy()
+    if chosen.additive:
+        _guard_additivity(task, values, base_values, name)
+
+    import shap
+
+    return shap.Explanation(
+        values=values,
+        base_values=base_values,
+        data=task.matrix,
+        display_data=codec.display(frame),
+        feature_names=list(codec.names),
+        output_names=LINKS[link],
+        compute_time=elapsed,
+    )
+
+
+def _check_options(
+    model: Any, method: str, link: str | None, max_evals: int | None, n_background: int
+) -> None:
+    if not callable(getattr(model, "predict_proba", None)):
+        raise ExplanationError(
+            f"{type(model).__name__} has no predict_proba; explain a fitted binary classifier"
+        )
+    if method != "auto" and method not in METHODS:
+        raise ExplanationError(
+            f"unknown method {method!r}; use 'auto' or one of {sorted(METHODS)}"
+        )
+    if link is not None and link not in LINKS:
+        raise ExplanationError(f"link={link!r} must be 'identity' (probability) or 'logit'")
+    for name, value in (("max_evals", max_evals), ("n_background", n_background)):
+        if value is None and name == "max_evals":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ExplanationError(f"{name}={value!r} must be a positive integer")
+
+
+def _model_background(model: Any) -> pd.DataFrame | None:
+    reference = getattr(model, "background_", None)
+    if reference is None:
+        return None
+    return as_frame(reference, "model.background_")
+
+
+def _choose(
+    model: Any,
+    codec: FeatureCodec,
+    frame: pd.DataFrame,
+    method: str,
+    link: str | None,
+    background_given: bool,
+) -> tuple[str, BoosterView | None]:
+    if method == "tree":
+        if link == "identity":
+            raise ExplanationError(
+                "TreeSHAP explains XGBoost's margin, the log-odds: use link='logit' (or None), "
+                "or method='exact' / 'permutation' for attributions of the probability"
+            )
+        if background_given:
+            raise ExplanationError(
+                "the tree method is path-dependent and uses no background; use method='exact' "
+                "or 'permutation' to explain against the background you passed"
+            )
+        booster = find_booster(model, codec, frame)
+        if booster is None:
+            raise ExplanationError(
+                f"{type(model).__name__} holds no XGBoost booster that reproduces its "
+                "predictions over the original columns; use method='auto', 'exact' or "
+                "'permutation'"
+            )
+        return "tree", booster
+    if method != "auto":
+        return method, None
+    if link != "identity" and not background_given:
+        booster = find_booster(model, codec, frame)
+        if booster is not None:
+            return "tree", booster
+    return ("exact" if codec.n_features <= AUTO_EXACT_MAX_FEATURES else "permutation"), None
+
+
+def _sample(frame: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    if len(frame) <= n:
+        return frame
+    rows = np.sort(rng.choice(len(frame), size=n, replace=False))
+    return frame.iloc[rows]
+
+
+def _guard_additivity(
+    task: ExplainTask, values: np.ndarray, base_values: np.ndarray, name: str
+) -> None:
+    if task.booster is not None and name == "tree":
+        output = task.booster.margin(task.frame)
+    else:
+        output = to_scale(positive_proba(task.model, task.frame), task.link)
+    gap = float(np.max(np.abs(base_values + values.sum(axis=1) - output)))
+    if not gap <= _ADDITIVITY_GUARD:
+        raise ExplanationError(
+            f"the {name} attributions miss the model's output by up to {gap:.3g}: the model is "
+            "not deterministic (dropout or sampling left on?) or its differentiable path does "
+            "not compute predict_proba; put the model in evaluation mode or use another method"
+        )

@@ -1,0 +1,357 @@
+"""Pretraining a tabular encoder on a source cohort."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+
+from tabular._data import as_frame, outcome, resolve_columns
+from tabular._torch import iter_batches, resolve_device, seed_from, seeded, state_to_cpu
+from tabular.encoders import EncoderNetwork
+from tabular.exceptions import PretrainingError
+from tabular.featurizer import Featurizer
+from tabular.objectives import OBJECTIVES, Objective, make_objective
+from tabular.registry import ENCODERS
+from tabular.tabular_encoder import TabularEncoder
+
+__all__ = ["pretrain"]
+
+_MIN_ROWS = 10
+
+
+def pretrain(
+    data: Any,
+    *,
+    columns: Iterable[Any] | None = None,
+    y: Any = None,
+    encoder: str = "ft-transformer",
+    objective: str = "masked",
+    encoder_params: dict[str, Any] | None = None,
+    objective_params: dict[str, Any] | None = None,
+    epochs: int = 50,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-5,
+    mask_rate: float = 0.3,
+    validation_fraction: float = 0.15,
+    patience: int = 5,
+    random_state: int | np.random.Generator | None = None,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> TabularEncoder:
+    """Pretrain a tabular encoder on source data.
+
+    The featurizer is fitted on ``data`` (the source), the network is built from its layout,
+    and the network and the objective's heads are trained with AdamW on mini-batches of the
+    featurizer output. A random ``validation_fraction`` of the rows is held out; training stops
+    when the validation loss has not improved for ``patience`` epochs, and the weights of the
+    best epoch are restored.
+
+    Parameters
+    ----------
+    data : DataFrame or cohort-like
+        Source records: a data frame, or an object with an ``X`` data frame, a ``y`` outcome
+        and ``schema.features`` (e.g. ``graphxfer.Cohort``).
+    columns : iterable of column-like objects, dicts or names, optional
+        Feature columns. Default: ``data.schema.features`` for a cohort, every column (kinds
+        inferred from dtypes) for a data frame.
+    y : array-like of 0/1, optional
+        Source outcome for the supervised objectives (default: ``data.y`` for a cohort).
+    encoder : str, default="ft-transformer"
+        Name in :data:`tabular.registry.ENCODERS`: ``"ft-transformer"``, ``"mlp"``, ``"tabnet"``.
+    objective : str, default="masked"
+        ``"masked"`` (reconstruct hidden values), ``"contrastive"`` (SCARF-style InfoNCE),
+        ``"supervised"`` (BCE on ``y``), ``"supervised+masked"`` (BCE + λ·masked; set λ with
+        ``objective_params={"masked_weight": ...}``).
+    encoder_params : dict, optional
+        Keyword arguments of the network (e.g. ``{"d_token": 64, "n_layers": 3}``).
+    objective_params : dict, optional
+        Keyword arguments of the objective (e.g. ``temperature``, ``masked_weight``).
+    epochs : int, default=50
+    batch_size : int, default=256
+    lr : float, default=1e-3
+    weight_decay : float, default=1e-5
+    mask_rate : float, default=0.3
+        Share of values hidden (masked) or replaced (contrastive).
+    validation_fraction : float, default=0.15
+        Share of rows held out for early stopping; 0 trains on all rows for ``epochs``.
+    patience : int, default=5
+        Epochs without a better validation loss before stopping.
+    random_state : int or numpy Generator, optional
+        Seeds the split, the shuffling, the masks, the initialisation and dropout. Torch's
+        global generators are forked for the call and restored afterwards.
+    device : str or torch.device, default="auto"
+        ``"auto"`` uses CUDA when present. The returned encoder's network is on the CPU.
+    progress : bool, default=True
+        Show a progress bar over epochs.
+
+    Returns
+    -------
+    TabularEncoder
+        With ``history_`` (one dict per epoch: ``epoch``, ``train_loss``, ``val_loss``,
+        ``seconds``) and ``source_summary_``.
+
+    Raises
+    ------
+    PretrainingError
+        Invalid options, too few rows, a missing or non-binary outcome for a supervised
+        objective, or a loss that is not finite.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"a": rng.normal(size=200), "b": rng.choice(["x", "y"], 200)})
+    >>> enc = pretrain(df, encoder="mlp", encoder_params={"width": 16}, epochs=2,
+    ...                random_state=0, progress=False, device="cpu")
+    >>> enc.embed(df.head(3)).shape
+    (3, 16)
+    """
+    _check_options(epochs, batch_size, lr, weight_decay, validation_fraction, patience)
+    if encoder not in ENCODERS:
+        ENCODERS.get(encoder)  # raises with the list of names
+    objective_cls = OBJECTIVES.get(objective)
+    X = as_frame(data, what="data")
+    cols = resolve_columns(data, X, columns)
+    if len(X) < _MIN_ROWS:
+        raise PretrainingError(f"pretraining needs at least {_MIN_ROWS} source rows, got {len(X)}")
+    target = _outcome(data, y, len(X), objective, objective_cls.needs_outcome)
+
+    featurizer = Featurizer().fit(X, cols)
+    batch = featurizer.transform(X)
+    tensors: tuple[torch.Tensor, ...] = tuple(torch.as_tensor(a) for a in (batch.numeric, batch.missing, batch.categorical))
+    if target is not None:
+        tensors = (*tensors, torch.as_tensor(target, dtype=torch.float32))
+
+    dev = resolve_device(device)
+    seed = seed_from(random_state)
+    generator = torch.Generator().manual_seed(seed)
+    n = len(X)
+    perm = torch.randperm(n, generator=generator)
+    n_val = 0
+    if validation_fraction > 0:
+        n_val = max(objective_cls.min_batch, round(validation_fraction * n))
+    val_idx, train_idx = perm[:n_val], perm[n_val:]
+
+    with seeded(seed, dev):
+        network_cls = ENCODERS.get(encoder)
+        if not (isinstance(network_cls, type) and issubclass(network_cls, EncoderNetwork)):
+            raise PretrainingError(f"{encoder!r} is not a tabular encoder network")
+        network = network_cls.from_featurizer(featurizer, **(encoder_params or {}))
+        obj = make_objective(
+            objective, network, featurizer, mask_rate=mask_rate, params=objective_params
+        )
+        network.to(dev)
+        obj.to(dev)
+        history, best_epoch = _train(
+            network,
+            obj,
+            tensors,
+            train_idx,
+            val_idx,
+            dev,
+            generator=generator,
+            val_seed=seed ^ 0x5F3759DF,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            patience=patience,
+            progress=progress,
+            label=f"pretrain {encoder} ({objective})",
+        )
+    network.cpu().eval()
+    obj.cpu()
+    head = getattr(obj, "head", None) if objective_cls.needs_outcome else None
+    summary = {
+        "n_rows": n,
+        "n_train": len(train_idx),
+        "n_validation": len(val_idx),
+        "n_columns": len(cols),
+        "encoder": encoder,
+        "objective": objective,
+        "encoder_params": dict(encoder_params or {}),
+        "objective_params": dict(objective_params or {}),
+        "mask_rate": float(mask_rate),
+        "epochs_run": len(history),
+        "best_epoch": best_epoch,
+        "best_val_loss": _best_val(history, best_epoch),
+        "device": dev.type,
+    }
+    if target is not None:
+        summary["positive_rate"] = float(np.mean(target))
+    return TabularEncoder(
+        featurizer,
+        network,
+        columns=cols,
+        history=history,
+        source_summary=summary,
+        source_head=copy.deepcopy(head) if head is not None else None,
+    )
+
+
+def _check_options(
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    validation_fraction: float,
+    patience: int,
+) -> None:
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise PretrainingError(f"{name} must be a positive integer, got {value!r}")
+    if not (isinstance(lr, (int, float)) and lr > 0):
+        raise PretrainingError(f"lr must be a positive number, got {lr!r}")
+    if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
+        raise PretrainingError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    if not (isinstance(validation_fraction, (int, float)) and 0 <= validation_fraction < 1):
+        raise PretrainingError(
+            f"validation_fraction must be in [0, 1), got {validation_fraction!r}"
+        )
+
+
+def _outcome(data: Any, y: Any, n: int, objective: str, needed: bool) -> np.ndarray | None:
+    if not needed:
+        if y is not None:
+            raise PretrainingError(
+                f"y was given but objective {objective!r} does not use it; choose "
+                "'supervised' or 'supervised+masked', or drop y"
+            )
+        return None
+    values = np.asarray(y) if y is not None else outcome(data)
+    if values is None:
+        raise PretrainingError(
+            f"objective {objective!r} needs the source outcome: pass y=..., or a cohort with "
+            "a target column"
+        )
+    values = values.reshape(-1)
+    if len(values) != n:
+        raise PretrainingError(f"y has {len(values)} values but the data has {n} rows")
+    try:
+        numeric = values.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise PretrainingError("y must hold 0/1 values") from exc
+    if not np.isin(numeric, (0.0, 1.0)).all():
+        bad = np.unique(values[~np.isin(numeric, (0.0, 1.0))])[:5]
+        raise PretrainingError(f"y must hold 0/1 values only; found {bad.tolist()}")
+    if len(np.unique(numeric)) < 2:
+        raise PretrainingError("y holds a single class; supervised pretraining needs both")
+    return numeric.astype(np.float32)
+
+
+def _epoch_loss(
+    network: EncoderNetwork,
+    obj: Objective,
+    tensors: tuple[torch.Tensor, ...],
+    order: torch.Tensor,
+    dev: torch.device,
+    batch_size: int,
+    generator: torch.Generator,
+    optimizer: torch.optim.Optimizer | None,
+) -> float:
+    """Mean loss over ``order``; one optimisation step per batch when ``optimizer`` is given."""
+    total, count = 0.0, 0
+    for part in iter_batches(tensors, order, batch_size, dev):
+        numeric, missing, categorical = part[:3]
+        y = part[3] if len(part) > 3 else None
+        rows = numeric.shape[0]
+        if rows < obj.min_batch:
+            continue
+        loss = obj.loss(network, (numeric, missing, categorical), y, generator)
+        if not torch.isfinite(loss):
+            raise PretrainingError(
+                f"the pretraining loss is not finite ({loss.item()}); lower lr (now "
+                "too high?) or check the data for extreme values"
+            )
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        total += float(loss.detach()) * rows
+        count += rows
+    return total / count if count else math.nan
+
+
+def _train(
+    network: EncoderNetwork,
+    obj: Objective,
+    tensors: tuple[torch.Tensor, ...],
+    train_idx: torch.Tensor,
+    val_idx: torch.Tensor,
+    dev: torch.device,
+    *,
+    generator: torch.Generator,
+    val_seed: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    patience: int,
+    progress: bool,
+    label: str,
+) -> tuple[list[dict[str, Any]], int]:
+    from tqdm.auto import tqdm
+
+    params = [p for p in (*network.parameters(), *obj.parameters()) if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    history: list[dict[str, Any]] = []
+    best_loss, best_epoch, best_state = math.inf, 0, None
+    stale = 0
+    bar = tqdm(range(1, epochs + 1), desc=label, unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        start = time.perf_counter()
+        network.train()
+        obj.train()
+        order = train_idx[torch.randperm(len(train_idx), generator=generator)]
+        train_loss = _epoch_loss(
+            network, obj, tensors, order, dev, batch_size, generator, optimizer
+        )
+        val_loss: float | None = None
+        if len(val_idx):
+            network.eval()
+            obj.eval()
+            with torch.no_grad():
+                # the same masks every epoch, so validation losses are comparable
+                val_gen = torch.Generator().manual_seed(val_seed)
+                loss = _epoch_loss(network, obj, tensors, val_idx, dev, batch_size, val_gen, None)
+            val_loss = None if math.isnan(loss) else loss
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "seconds": time.perf_counter() - start,
+            }
+        )
+        bar.set_postfix(
+            train=f"{train_loss:.4f}", val="-" if val_loss is None else f"{val_loss:.4f}"
+        )
+        if val_loss is None:
+            best_epoch = epoch
+            continue
+        if val_loss < best_loss:
+            best_loss, best_epoch, stale = val_loss, epoch, 0
+            best_state = (state_to_cpu(network), state_to_cpu(obj))
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    bar.close()
+    if best_state is not None:
+        network.load_state_dict(best_state[0])
+        obj.load_state_dict(best_state[1])
+    return history, best_epoch
+
+
+def _best_val(history: list[dict[str, Any]], best_epoch: int) -> float | None:
+    for row in history:
+        if row["epoch"] == best_epoch:
+            return row["val_loss"]
+    return None
