@@ -28,7 +28,7 @@ from graphxfer.exceptions import (
     UnknownCategoryWarning,
     first_rows,
 )
-from graphxfer.schema import Column, Schema, canonical_label
+from graphxfer.schema import Column, Schema, canonical_label, canonical_labels
 
 __all__ = ["UNKNOWN", "AlignmentReport", "Cohort"]
 
@@ -149,7 +149,7 @@ class Cohort:
         if col.missing_values:
             series = series.mask(series.isin(col.missing_values))
         if col.role in ("id", "group"):
-            return series.map(canonical_label).astype(object)
+            return canonical_labels(series)
         if col.kind == "numeric":
             return _numeric(series, col)
         if col.kind == "binary":
@@ -157,10 +157,13 @@ class Cohort:
         return self._labels(series, col)
 
     def _binary(self, series: pd.Series, col: Column) -> pd.Series:
-        labels = series.map(canonical_label)
+        labels = canonical_labels(series)
         if col.categories is not None:
             mapping = {col.categories[0]: 0.0, col.categories[1]: 1.0}
             allowed = col.categories
+            if pd.api.types.is_numeric_dtype(series) and not set(col.categories) & {"0", "1"}:
+                # already encoded as 0/1 (e.g. the canonical data of another cohort)
+                mapping = {"0": 0.0, "1": 1.0}
         else:
             mapping = {"0": 0.0, "1": 1.0}
             allowed = ["0", "1"]
@@ -174,7 +177,7 @@ class Cohort:
         return labels.map(mapping).astype("float64")
 
     def _labels(self, series: pd.Series, col: Column) -> pd.Series:
-        labels = series.map(canonical_label).astype(object)
+        labels = canonical_labels(series)
         vocab = col.vocabulary
         if vocab is None:
             return labels

@@ -22,7 +22,7 @@ import pandas as pd
 
 from graphxfer.exceptions import SchemaError
 
-__all__ = ["KINDS", "ROLES", "Column", "Schema", "canonical_label"]
+__all__ = ["KINDS", "ROLES", "Column", "Schema", "canonical_label", "canonical_labels"]
 
 ROLES = ("feature", "target", "id", "group", "ignore")
 KINDS = ("numeric", "categorical", "binary", "ordinal")
@@ -49,6 +49,18 @@ def canonical_label(value: Any) -> Any:
         return repr(float(value))
     text = str(value).strip()
     return text if text != "" else np.nan
+
+
+def canonical_labels(series: pd.Series) -> pd.Series:
+    """Vectorised :func:`canonical_label` over a series (object dtype, NaN for missing).
+
+    Each distinct value is canonicalised once, so the cost is one hash pass over the rows.
+    """
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    table = np.empty(len(uniques) + 1, dtype=object)
+    table[:-1] = [canonical_label(u) for u in uniques]
+    table[-1] = np.nan
+    return pd.Series(table[codes], index=series.index, dtype=object, name=series.name)
 
 
 @dataclass

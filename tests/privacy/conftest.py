@@ -61,6 +61,11 @@ def make_data() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     return build
 
 
-def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
-    """Detached copies of every parameter."""
-    return {k: v.detach().clone() for k, v in module.named_parameters()}
+@pytest.fixture
+def snapshot() -> Callable[[nn.Module], dict[str, torch.Tensor]]:
+    """Detached copies of every parameter of a module."""
+
+    def take(module: nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+    return take
