@@ -16,8 +16,17 @@ __version__ = "0.1.0"
 
 # Heavy parts (torch, PyG, Opacus, shap) load on first use so that `import graphxfer` stays fast.
 _LAZY: dict[str, str] = {
+    "Encoder": "graphxfer.encoder:Encoder",
+    "TransferClassifier": "graphxfer.transfer:TransferClassifier",
     "datasets": "graphxfer.datasets",
+    "evaluate": "graphxfer.evaluate",
     "exceptions": "graphxfer.exceptions",
+    "explain": "graphxfer.explain:explain",
+    "graphs": "graphxfer.graphs",
+    "load_encoder": "graphxfer.encoder:load_encoder",
+    "load_model": "graphxfer.transfer:load_model",
+    "pretrain": "graphxfer.encoder:pretrain",
+    "report": "graphxfer.report:report",
 }
 
 __all__ = [

@@ -74,6 +74,7 @@ def write_model_file(
     meta: dict[str, Any],
     *,
     kind: str,
+    extra_files: dict[str, bytes] | None = None,
 ) -> Path:
     """Write ``tensors`` and ``meta`` to ``path`` (a folder, or a file ending in ``.zip``).
 
@@ -87,6 +88,9 @@ def write_model_file(
         JSON-serialisable metadata (schema, featurizer state, configs, ledger...).
     kind : str
         What the file holds (``"encoder"`` or ``"model"``); checked when reading.
+    extra_files : dict of str to bytes, optional
+        Further files in non-executable formats (e.g. an XGBoost model as UBJSON), stored
+        beside the weights with their sha256 recorded in ``meta.json``.
 
     Returns
     -------
@@ -95,12 +99,17 @@ def write_model_file(
     """
     path = Path(path)
     weights = _to_bytes(tensors)
+    extra_files = dict(extra_files or {})
+    for name in extra_files:
+        if name in (WEIGHTS, META) or "/" in name or "\\" in name or name.startswith("."):
+            raise ModelFileError(f"invalid extra file name {name!r}")
     doc = {
         "format_version": FORMAT_VERSION,
         "kind": kind,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "package_versions": package_versions(),
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
+        "extra_files": {n: hashlib.sha256(b).hexdigest() for n, b in extra_files.items()},
         **meta,
     }
     try:
@@ -115,6 +124,8 @@ def write_model_file(
                 with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                     zf.writestr(WEIGHTS, weights)
                     zf.writestr(META, meta_text)
+                    for name, data in extra_files.items():
+                        zf.writestr(name, data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
@@ -126,6 +137,8 @@ def write_model_file(
     try:
         (build / WEIGHTS).write_bytes(weights)
         (build / META).write_text(meta_text + "\n", encoding="utf-8")
+        for name, data in extra_files.items():
+            (build / name).write_bytes(data)
         atomic_replace_dir(build, path)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
@@ -137,6 +150,9 @@ def read_model_file(
     path: str | os.PathLike[str], *, kind: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read and verify a model file; return ``(tensors, meta)``.
+
+    Extra files (see :func:`write_model_file`) are verified and returned as bytes in
+    ``meta["extra_file_bytes"]``.
 
     Raises
     ------
@@ -207,4 +223,25 @@ def read_model_file(
     for name, t in tensors.items():
         if t.is_floating_point() and not bool(np.isfinite(t.float().numpy()).all()):
             raise ModelFileError(f"{str(path)!r}: tensor {name!r} holds NaN or inf")
+    extras: dict[str, bytes] = {}
+    declared = meta.get("extra_files") or {}
+    if not isinstance(declared, dict):
+        raise ModelFileError(f"{str(path)!r}: meta.json 'extra_files' must be an object")
+    for name, digest in declared.items():
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise ModelFileError(f"{str(path)!r}: invalid extra file name {name!r}")
+        try:
+            if path.is_dir():
+                data = (path / name).read_bytes()
+            else:
+                with zipfile.ZipFile(path) as zf:
+                    data = zf.read(name)
+        except (OSError, KeyError) as exc:
+            raise ModelFileError(f"{str(path)!r}: extra file {name!r} is missing") from exc
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise ModelFileError(
+                f"{str(path)!r}: {name!r} does not match the sha256 recorded in meta.json"
+            )
+        extras[name] = data
+    meta["extra_file_bytes"] = extras
     return dict(tensors), meta

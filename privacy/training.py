@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -224,6 +225,20 @@ def _only_trainable(module: nn.Module, names: frozenset[str]) -> Iterator[list[n
     finally:
         for n, p in module.named_parameters():
             p.requires_grad_(saved[n])
+
+
+@contextmanager
+def _benign_hook_warnings_silenced() -> Iterator[None]:
+    """Silence torch's note that full backward hooks fire for inputs without gradients.
+
+    Opacus' hooks read the gradient with respect to each layer's *output*, which is exactly
+    what that note is about, so it says nothing useful here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Full backward hook is firing", category=UserWarning
+        )
+        yield
 
 
 def _make_optimizer(name: str, params: Sequence[nn.Parameter], lr: float) -> torch.optim.Optimizer:
@@ -516,6 +531,12 @@ def _train_persons(
                 yb = data.target[idx].to(device, non_blocking=True)
                 loss = loss_fn(gsm(*xb), yb)
                 loss.backward()
+                if all(getattr(p, "grad_sample", None) is None for p in params):
+                    raise RuntimeError(
+                        f"grad_sample_mode={config.grad_sample_mode!r} computed no per-row "
+                        "gradients for the trainable parameters; check that the module's "
+                        "trainable layers are supported by Opacus in this mode."
+                    )
                 grads = [_flat_grad_sample(p, len(rows)) for p in params]
                 clipped, _ = clip_and_sum_per_person(
                     grads,
@@ -638,7 +659,7 @@ def run_private_phases(
         for i, phase in enumerate(phases):
             seeds = spawn_seeds(rng, 2)
             start = time.perf_counter()
-            with _only_trainable(module, phase.trainable):
+            with _only_trainable(module, phase.trainable), _benign_hook_warnings_silenced():
                 if plan.unit == "person":
                     history, steps, eps = _train_persons(
                         module, data, phase=phase, phase_steps=plan.steps[i], config=config,

@@ -63,12 +63,12 @@ class BoosterView:
 
 
 def find_booster(model: Any, codec: FeatureCodec, frame: pd.DataFrame) -> BoosterView | None:
-    """The model's XGBoost booster, if it has one that reproduces its predictions on ``frame``.
+    """The model's XGBoost booster, if it reproduces the model's predictions on ``frame``.
 
     The booster is found on the model itself (``get_booster()``) or on a wrapped estimator
     (``booster_``, ``model_``, ``estimator_``, ...). It must be a binary classifier over exactly
     the model's original columns, and ``sigmoid(margin)`` must match ``model.predict_proba`` on
-    the first rows of ``frame``; otherwise the model is not treated as an XGBoost model.
+    every row of ``frame``; otherwise the model is not treated as an XGBoost model.
     """
     xgboost = sys.modules.get("xgboost")
     if xgboost is None:  # the model cannot hold a booster if xgboost was never imported
@@ -120,24 +120,39 @@ def _view(booster: Any, owner: Any, codec: FeatureCodec) -> BoosterView | None:
     if n_classes > 2:
         return None
     kinds = dict(zip(names, types if types is not None else ["float"] * len(names)))
-    vocab = dict(zip(codec.names, codec.vocabularies))
-    for name in names:
-        if (kinds[name] == "c") != (vocab[name] is not None):
+    vocab: dict[str, list[str]] = {}
+    for name, labels in zip(codec.names, codec.vocabularies):
+        if (kinds[name] == "c") != (labels is not None):
             return None  # the booster reads this column differently from its original kind
+        if labels is not None:
+            vocab[name] = list(labels)
+    # Categories the booster was trained with: a label it never saw is missing to it.
+    vocab.update(_trained_categories(booster))
 
     def to_frame(frame: pd.DataFrame) -> pd.DataFrame:
         columns: dict[str, Any] = {}
         for name in names:
             if kinds[name] == "c":
-                columns[name] = pd.Categorical(
-                    labels_of(frame[name]), categories=list(vocab[name] or ())
-                )
+                columns[name] = pd.Categorical(labels_of(frame[name]), categories=vocab[name])
             else:
                 columns[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
         return pd.DataFrame(columns, index=frame.index)
 
     best = _best_iteration(owner)
     return BoosterView(booster, to_frame, (0, best + 1) if best is not None else (0, 0))
+
+
+def _trained_categories(booster: Any) -> dict[str, list[str]]:
+    """``{column: categories}`` stored in the booster (XGBoost >= 3.1), or ``{}``."""
+    try:
+        pairs = booster.get_categories(export_to_arrow=True).to_arrow()
+    except Exception:  # older XGBoost, or a booster trained without categories
+        return {}
+    return {
+        str(name): [str(v) for v in array.to_pylist()]
+        for name, array in pairs
+        if array is not None
+    }
 
 
 def _best_iteration(owner: Any) -> int | None:
@@ -149,10 +164,9 @@ def _best_iteration(owner: Any) -> int | None:
 
 
 def _agrees(view: BoosterView, model: Any, frame: pd.DataFrame) -> bool:
-    head = frame.iloc[:64]
     try:
-        margin = view.margin(head)
-        proba = positive_proba(model, head)
+        margin = view.margin(frame)
+        proba = positive_proba(model, frame)
     except Exception:
         return False
     return bool(np.all(np.abs(1.0 / (1.0 + np.exp(-margin)) - proba) <= _AGREEMENT))

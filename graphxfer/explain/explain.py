@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -19,7 +20,7 @@ from graphxfer.explain.exceptions import BackgroundFromDataWarning, ExplanationE
 if TYPE_CHECKING:
     import shap
 
-__all__ = ["AUTO_EXACT_MAX_FEATURES", "explain"]
+__all__ = ["AUTO_EXACT_MAX_FEATURES", "ExplanationInfo", "explain", "explain_details"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,34 @@ AUTO_EXACT_MAX_FEATURES = 10
 # this (on the explained scale) is refused: the model is then not deterministic (dropout left
 # on, random graph sampling) or its differentiable path is not the model.
 _ADDITIVITY_GUARD = 1e-4
+
+
+@dataclass(frozen=True)
+class ExplanationInfo:
+    """How an explanation was computed (for reports and logs).
+
+    Attributes
+    ----------
+    method : str
+        The method used (``tree``, ``exact``, ``permutation``, ``deep`` or ``gradient``).
+    description : str
+        The method in words.
+    link : str
+        ``identity`` (probability) or ``logit`` (log-odds).
+    background : str
+        Where the reference data came from.
+    n_background : int
+        Background rows used (0 for the path-dependent tree method).
+    additive : bool
+        Whether base value + attributions equals the model's output.
+    """
+
+    method: str
+    description: str
+    link: str
+    background: str
+    n_background: int
+    additive: bool
 
 
 def explain(
@@ -118,6 +147,35 @@ def explain(
     >>> bool(np.allclose(exp.base_values + exp.values.sum(1), clf.predict_proba(X.head(3))[:, 1]))
     True
     """
+    explanation, _ = explain_details(
+        model,
+        data,
+        method,
+        background,
+        link=link,
+        max_evals=max_evals,
+        n_background=n_background,
+        random_state=random_state,
+        progress=progress,
+        stacklevel=3,
+    )
+    return explanation
+
+
+def explain_details(
+    model: Any,
+    data: Any,
+    method: str = "auto",
+    background: Any = None,
+    *,
+    link: Literal["identity", "logit"] | None = None,
+    max_evals: int | None = None,
+    n_background: int = 100,
+    random_state: int | np.random.Generator | None = None,
+    progress: bool = True,
+    stacklevel: int = 2,
+) -> tuple[shap.Explanation, ExplanationInfo]:
+    """:func:`explain`, also returning how the explanation was computed."""
     _check_options(model, method, link, max_evals, n_background)
     frame = as_frame(data)
     if len(frame) == 0:
@@ -143,7 +201,7 @@ def explain(
             "the model has no background_ (a sample of its source cohort), so a sample of the "
             "explained data serves as background; pass background= to choose it",
             BackgroundFromDataWarning,
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
         reference, source = frame, "sample of the explained data"
     reference = _sample(reference, n_background, rng)
@@ -181,7 +239,7 @@ def explain(
 
     import shap
 
-    return shap.Explanation(
+    explanation = shap.Explanation(
         values=values,
         base_values=base_values,
         data=task.matrix,
@@ -190,6 +248,15 @@ def explain(
         output_names=LINKS[link],
         compute_time=elapsed,
     )
+    info = ExplanationInfo(
+        method=name,
+        description=chosen.description,
+        link=link,
+        background=source,
+        n_background=len(reference),
+        additive=chosen.additive,
+    )
+    return explanation, info
 
 
 def _check_options(

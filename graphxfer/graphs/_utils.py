@@ -38,13 +38,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def seed_from(random_state: int | np.random.Generator | None) -> int:
     """A 63-bit integer seed drawn from ``random_state`` (fresh entropy when ``None``)."""
     if isinstance(random_state, (bool, np.bool_)):
-        raise GraphError(f"random_state must be an int, a numpy Generator or None, got {random_state!r}")
+        raise GraphError(
+            f"random_state must be an int, a numpy Generator or None, got {random_state!r}"
+        )
     rng = np.random.default_rng(random_state)
     return int(rng.integers(0, 2**63 - 1))
 
 
 def make_generator(seed: int) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded with ``seed`` (torch's global generator is never touched)."""
+    """A CPU ``torch.Generator`` seeded with ``seed`` (the global generator is left alone)."""
     gen = torch.Generator(device="cpu")
     gen.manual_seed(int(seed))
     return gen
@@ -89,7 +91,9 @@ def as_float_tensor(values: Any, *, name: str) -> torch.Tensor:
         except (TypeError, ValueError) as exc:
             raise GraphError(f"{name} must be a numeric 2-D array: {exc}") from exc
     if tensor.dim() != 2:
-        raise GraphError(f"{name} must be 2-D (records x features), got shape {tuple(tensor.shape)}")
+        raise GraphError(
+            f"{name} must be 2-D (records x features), got shape {tuple(tensor.shape)}"
+        )
     bad = ~torch.isfinite(tensor)
     if bool(bad.any()):
         rows = torch.nonzero(bad.any(dim=1)).flatten()[:5].tolist()

@@ -6,7 +6,7 @@ per-sample clipping would then bound nothing. So a target record joins the *sour
 new node with edges **from its k nearest source records only** — never to or from another
 target record — and everything the fine-tuned model sees about it is one row:
 
-``[own dense features | mean of its k source neighbours' h0 | ... | mean of their h(L-1) | label mean]``
+``[own features | mean of the k neighbours' h0 | ... | their mean h(L-1) | their label mean]``
 
 * the neighbours are found with the :class:`~graphxfer.graphs.KNNIndex` built on the source;
   a query row's neighbours depend on that row only;

@@ -226,6 +226,11 @@ class GNNEncoder(nn.Module):
         """Layer ``layer`` as a :class:`MeanField` for a node receiving from ``degree`` nodes."""
         raise NotImplementedError
 
+    def _block(self, layer: int) -> GraphConvBlock:
+        block = self.layers[layer]
+        assert isinstance(block, GraphConvBlock)
+        return block
+
     # ------------------------------------------------------------------ forward
     @property
     def blocks(self) -> list[nn.Module]:
@@ -320,7 +325,7 @@ class GNNEncoder(nn.Module):
             raise GraphError(f"config describes encoder {name!r}, not {cls.name!r}")
         try:
             in_channels = params.pop("in_channels")
-            return target(in_channels, **params)  # type: ignore[no-any-return]
+            return target(in_channels, **params)
         except (KeyError, TypeError) as exc:
             raise GraphError(f"malformed config for graph encoder {name!r}: {exc}") from exc
 
@@ -372,8 +377,8 @@ class GraphSAGEEncoder(GNNEncoder):
 
     def mean_field(self, layer: int, degree: int) -> MeanField:
         """Exact: ``lin_self = lin_r`` and ``lin_neigh = lin_l`` of the SAGE layer."""
-        block = self.layers[layer]
-        conv = block.conv
+        block = self._block(layer)
+        conv: Any = block.conv
         field = MeanField(self.hidden, self.activation)
         with torch.no_grad():
             field.lin_self.weight.copy_(conv.lin_r.weight)
@@ -427,8 +432,8 @@ class GATEncoder(GNNEncoder):
         ``W · degree / (degree + 1)`` with the bias and ``lin_self`` is ``W / (degree + 1)``.
         Fine-tuning starts there; the attention weights themselves are not reproduced.
         """
-        block = self.layers[layer]
-        conv = block.conv
+        block = self._block(layer)
+        conv: Any = block.conv
         w = conv.lin.weight
         field = MeanField(self.hidden, self.activation)
         with torch.no_grad():
@@ -461,8 +466,8 @@ class GINEncoder(GNNEncoder):
         With the MLP's first layer ``(W1, b1)``: ``lin_self = (1 + eps) · W1``,
         ``lin_neigh = degree · W1`` with bias ``b1``, and ``post`` the rest of the MLP.
         """
-        block = self.layers[layer]
-        conv = block.conv
+        block = self._block(layer)
+        conv: Any = block.conv
         first = conv.nn[0]
         field = MeanField(self.hidden, self.activation, gin_mlp=True)
         with torch.no_grad():

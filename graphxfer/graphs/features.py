@@ -83,13 +83,17 @@ class DenseFeatures:
         """Choose the one-hot slots from the source records ``batch`` (a ``FeatureBatch``)."""
         if not isinstance(self.max_categories, int) or self.max_categories < 0:
             raise GraphError(f"max_categories must be an integer >= 0, got {self.max_categories!r}")
-        numeric, missing, categorical = _parts(batch)
+        numeric, _, categorical = _parts(batch)
         if numeric.shape[0] == 0:
             raise GraphError("cannot fit dense features on zero source records")
         p, q = numeric.shape[1], categorical.shape[1]
-        num_names = list(numeric_names) if numeric_names is not None else [f"x{j}" for j in range(p)]
+        num_names = (
+            list(numeric_names) if numeric_names is not None else [f"x{j}" for j in range(p)]
+        )
         cat_names = (
-            list(categorical_names) if categorical_names is not None else [f"c{j}" for j in range(q)]
+            list(categorical_names)
+            if categorical_names is not None
+            else [f"c{j}" for j in range(q)]
         )
         if len(num_names) != p or len(cat_names) != q:
             raise GraphError(

@@ -168,7 +168,9 @@ def sample_subgraph(
     src = torch.cat(senders) if senders else torch.zeros(0, dtype=torch.long)
     dst = torch.cat(receivers) if receivers else torch.zeros(0, dtype=torch.long)
     sorted_ids, perm = torch.sort(n_id)
-    local = torch.stack([perm[torch.searchsorted(sorted_ids, src)], perm[torch.searchsorted(sorted_ids, dst)]])
+    local = torch.stack(
+        [perm[torch.searchsorted(sorted_ids, src)], perm[torch.searchsorted(sorted_ids, dst)]]
+    )
     batch = Data(edge_index=local, n_id=n_id, num_nodes=len(n_id))
     batch.batch_size = len(seeds)
     if x is not None:

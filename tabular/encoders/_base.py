@@ -295,7 +295,11 @@ class ColumnTokenizer(nn.Module):
         tokens = [
             self.numeric[key](torch.stack((x[:, j], m[:, j]), dim=1)) for j, key in numeric_present
         ]
-        tokens += [self.categorical[key](categorical[:, j]) for j, key in categorical_present]
+        # (n, 1) indices, not (n,): Opacus' expanded-weights mode needs a batch dimension
+        tokens += [
+            self.categorical[key](categorical[:, j : j + 1]).squeeze(1)
+            for j, key in categorical_present
+        ]
         if not tokens:
             return numeric.new_zeros((numeric.shape[0], 0, self.d))
         return torch.stack(tokens, dim=1)

@@ -92,8 +92,8 @@ class _FTInput(nn.Module):
         categorical_present: Sequence[tuple[int, str]],
     ) -> torch.Tensor:
         tokens = self.columns(numeric, missing, categorical, numeric_present, categorical_present)
-        zeros = torch.zeros(numeric.shape[0], dtype=torch.long, device=numeric.device)
-        return torch.cat((self.cls(zeros).unsqueeze(1), tokens), dim=1)
+        zeros = torch.zeros(numeric.shape[0], 1, dtype=torch.long, device=numeric.device)
+        return torch.cat((self.cls(zeros), tokens), dim=1)
 
 
 @ENCODERS.register("ft-transformer")

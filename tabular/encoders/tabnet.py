@@ -31,7 +31,7 @@ class _CategoricalEmbeddings(nn.Module):
             self.tables[column_key(col)] = nn.Embedding(cardinalities[col], self.dim)
 
     def forward(self, categorical: torch.Tensor, j: int, key: str) -> torch.Tensor:
-        return self.tables[key](categorical[:, j])
+        return self.tables[key](categorical[:, j : j + 1]).squeeze(1)
 
 
 def _dp_compatible(encoder: nn.Module) -> None:
@@ -106,8 +106,9 @@ class TabNetNetwork(EncoderNetwork):
 
     Made compatible with per-record gradient clipping: every ghost BatchNorm is a LayerNorm,
     the input BatchNorm is removed, the virtual batch size is above any physical batch, and
-    ``n_shared=0`` by default (shared GLU layers break Opacus' ``functorch``/``ew`` modes; the
-    ``hooks`` mode works either way). Absent columns enter as zeros, so they carry no
+    ``n_shared=0`` (shared GLU layers break Opacus' ``functorch``/``ew`` modes; the
+    ``hooks`` mode runs with them but computes wrong per-record gradients for layers used
+    several times per forward pass, so shared layers are refused). Absent columns enter as zeros, so they carry no
     information; added columns get zero-initialised input weights and new attention groups.
 
     Parameters
@@ -122,7 +123,7 @@ class TabNetNetwork(EncoderNetwork):
     n_independent : int, default=2
         Step-specific GLU layers.
     n_shared : int, default=0
-        GLU layers shared across steps.
+        GLU layers shared across steps; only 0 is accepted (kept for pytorch-tabnet parity).
     cat_emb_dim : int, default=3
         Embedding size of each categorical column.
     mask_type : {"sparsemax", "entmax"}, default="sparsemax"
@@ -159,8 +160,15 @@ class TabNetNetwork(EncoderNetwork):
 
         if min(n_d, n_a, n_steps, cat_emb_dim) < 1:
             raise EncoderError("n_d, n_a, n_steps and cat_emb_dim must be at least 1")
-        if n_independent < 0 or n_shared < 0 or n_independent + n_shared < 1:
-            raise EncoderError("n_independent + n_shared must be at least 1 (both >= 0)")
+        if n_shared != 0:
+            raise EncoderError(
+                f"n_shared={n_shared}: GLU layers shared across steps run several times per "
+                "forward pass, and per-record gradients of such layers are wrong under Opacus' "
+                "hooks mode (and fail under functorch / expanded weights), which would void the "
+                "privacy guarantee; use n_shared=0 and raise n_independent instead"
+            )
+        if n_independent < 1:
+            raise EncoderError(f"n_independent must be at least 1, got {n_independent}")
         if mask_type not in ("sparsemax", "entmax"):
             raise EncoderError(f"mask_type must be 'sparsemax' or 'entmax', got {mask_type!r}")
         order = list(input_order) if input_order is not None else self.column_names
@@ -197,6 +205,11 @@ class TabNetNetwork(EncoderNetwork):
             group_attention_matrix=groups,
         )
         _dp_compatible(self.encoder)
+        # a plain list, so the step containers are not registered twice in the state dict
+        self._steps = [
+            nn.ModuleList([att, feat])
+            for att, feat in zip(self.encoder.att_transformers, self.encoder.feat_transformers)
+        ]
         self._layout_changed()
 
     def config(self) -> dict[str, Any]:
@@ -240,15 +253,9 @@ class TabNetNetwork(EncoderNetwork):
     def blocks(self) -> list[nn.Module]:
         """``[categorical embeddings, initial splitter, step_1, ..., step_S]``.
 
-        Each step holds its attentive and feature transformers. With ``n_shared > 0`` the
-        shared GLU layers sit in every step (they train whenever any step trains).
+        Each step holds its attentive and feature transformers.
         """
-        enc = self.encoder
-        steps = [
-            nn.ModuleList([att, feat])
-            for att, feat in zip(enc.att_transformers, enc.feat_transformers)
-        ]
-        return [self.embeddings, enc.initial_splitter, *steps]
+        return [self.embeddings, self.encoder.initial_splitter, *self._steps]
 
     def _grow(
         self, numeric: list[str], categorical: list[str], cardinalities: dict[str, int]

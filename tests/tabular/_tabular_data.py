@@ -36,7 +36,7 @@ def make_frame(
     return X, y
 
 
-def columns(extra: bool = False) -> list[dict]:
+def columns() -> list[dict]:
     """Feature column descriptions (as a schema would give them)."""
     cols: list[dict] = [{"name": f"x{i}", "kind": "numeric"} for i in range(N_NUMERIC)]
     cols += [{"name": f"c{k}", "kind": "categorical", "categories": CATEGORIES} for k in range(2)]

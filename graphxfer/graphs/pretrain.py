@@ -1,0 +1,443 @@
+"""Pretraining a GNN encoder on the source graph.
+
+Three objectives:
+
+``"supervised"``
+    Binary cross-entropy of a linear head on the embeddings against the source outcome.
+``"graphmae"``
+    Masked feature reconstruction (GraphMAE, Hou et al. 2022): a random ``mask_rate`` of the
+    nodes have their input replaced by a learned mask token, the encoder runs, the masked nodes'
+    embeddings are zeroed again ("re-mask"), a one-layer GNN decoder of the same kind
+    reconstructs the input features, and the loss is the scaled cosine error
+    ``mean((1 - cos(x, x_hat)) ** gamma)`` over the masked seed nodes.
+``"dgi"``
+    Deep Graph Infomax (:class:`torch_geometric.nn.models.DeepGraphInfomax`): a bilinear
+    discriminator tells the seeds' embeddings from those of a corrupted graph (node features
+    shuffled) against a summary of the batch.
+
+Large graphs train in mini-batches of seed records with sampled neighbourhoods
+(:mod:`graphxfer.graphs.sampling`); one extra hop is sampled for GraphMAE's decoder. A
+validation split of the source nodes drives early stopping; the best weights are kept. All
+randomness — initialisation, splits, sampling, masks, corruption — comes from ``torch.Generator``
+objects seeded from ``random_state``; torch's global generator is never seeded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from graphxfer.exceptions import GraphError
+from graphxfer.graphs._utils import (
+    as_float_tensor,
+    check_choice,
+    check_positive_int,
+    init_parameters,
+    make_generator,
+    resolve_device,
+    seed_from,
+)
+from graphxfer.graphs.encoders import GNNEncoder
+from graphxfer.graphs.features import DenseFeatures
+from graphxfer.graphs.graph_encoder import GraphEncoder
+from graphxfer.graphs.knn import KNN_METHODS, KNNIndex, neighbors_to_edge_index
+from graphxfer.graphs.sampling import NeighborTable, iter_subgraphs
+from graphxfer.graphs.validate import validate_graph
+from tabular.registry import ENCODERS
+
+__all__ = ["OBJECTIVES", "pretrain_graph"]
+
+OBJECTIVES = ("supervised", "graphmae", "dgi")
+
+
+# ---------------------------------------------------------------------- objectives
+class _Task(nn.Module):
+    """A pretraining objective: the network plus its extra modules and a loss."""
+
+    extra_hops = 0  # hops sampled beyond the encoder's layers
+
+    def loss(self, batch: Any, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class _Supervised(_Task):
+    def __init__(self, net: GNNEncoder) -> None:
+        super().__init__()
+        self.net = net
+        self.head = nn.Linear(net.hidden, 1)
+
+    def loss(self, batch: Any, generator: torch.Generator) -> torch.Tensor:
+        z = self.net(batch.x, batch.edge_index)[: batch.batch_size]
+        logits = self.head(z).squeeze(-1)
+        return F.binary_cross_entropy_with_logits(logits, batch.y[: batch.batch_size])
+
+
+class _GraphMAE(_Task):
+    extra_hops = 1
+
+    def __init__(self, net: GNNEncoder, mask_rate: float, gamma: float = 2.0) -> None:
+        super().__init__()
+        self.net = net
+        self.mask_rate = mask_rate
+        self.gamma = gamma
+        self.mask_token = nn.Parameter(torch.zeros(1, net.in_channels))
+        self.to_decoder = nn.Linear(net.hidden, net.hidden, bias=False)
+        self.decoder = net.make_decoder(net.hidden, net.in_channels)
+
+    def loss(self, batch: Any, generator: torch.Generator) -> torch.Tensor:
+        n, seeds = batch.num_nodes, batch.batch_size
+        mask = torch.rand(n, generator=generator) < self.mask_rate
+        if not bool(mask[:seeds].any()):
+            mask[0] = True
+        mask = mask.to(batch.x.device)
+        x_in = torch.where(mask[:, None], self.mask_token, batch.x)
+        h = self.to_decoder(self.net(x_in, batch.edge_index))
+        h = h.masked_fill(mask[:, None], 0.0)
+        recon = self.decoder(h, batch.edge_index)
+        chosen = mask.clone()
+        chosen[seeds:] = False
+        cos = F.cosine_similarity(recon[chosen], batch.x[chosen], dim=1, eps=1e-8)
+        return (1.0 - cos).pow(self.gamma).mean()
+
+
+class _SeedEncoder(nn.Module):
+    def __init__(self, net: GNNEncoder) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, seeds: int) -> torch.Tensor:
+        return self.net(x, edge_index)[:seeds]
+
+
+class _Corruption:
+    """Shuffle node features (rows) with the current generator."""
+
+    def __init__(self) -> None:
+        self.generator: torch.Generator | None = None
+
+    def __call__(
+        self, x: torch.Tensor, edge_index: torch.Tensor, seeds: int
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        perm = torch.randperm(x.shape[0], generator=self.generator).to(x.device)
+        return x[perm], edge_index, seeds
+
+
+def _summary(z: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return torch.sigmoid(z.mean(dim=0))
+
+
+class _DGI(_Task):
+    def __init__(self, net: GNNEncoder) -> None:
+        super().__init__()
+        from torch_geometric.nn import DeepGraphInfomax
+
+        self.net = net
+        self.corruption = _Corruption()
+        self.dgi = DeepGraphInfomax(
+            net.hidden, encoder=_SeedEncoder(net), summary=_summary, corruption=self.corruption
+        )
+
+    def loss(self, batch: Any, generator: torch.Generator) -> torch.Tensor:
+        self.corruption.generator = generator
+        pos, neg, summary = self.dgi(batch.x, batch.edge_index, batch.batch_size)
+        return self.dgi.loss(pos, neg, summary)
+
+
+# ---------------------------------------------------------------------- inputs
+def _source_inputs(
+    source: Any, featurizer: Any, max_categories: int
+) -> tuple[torch.Tensor, np.ndarray | None, Any, DenseFeatures | None]:
+    """``(dense x, y, featurizer, dense map)`` from a Cohort or a ``(features, y)`` pair."""
+    if hasattr(source, "schema") and hasattr(source, "X"):  # a Cohort
+        frame = source.X
+        if featurizer is None:
+            from tabular.featurizer import Featurizer
+
+            featurizer = Featurizer().fit(frame, source.schema.features)
+        batch = featurizer.transform(frame)
+        fitted = DenseFeatures(max_categories=max_categories).fit(
+            batch,
+            numeric_names=featurizer.numeric_columns_,
+            categorical_names=featurizer.categorical_columns_,
+        )
+        y = source.y if source.has_target else None
+        x = as_float_tensor(fitted.transform(batch), name="source features")
+        return x, y, featurizer, fitted
+    if isinstance(source, tuple) and len(source) == 2:
+        features, y = source
+        dense: DenseFeatures | None = None
+        if hasattr(features, "numeric") and hasattr(features, "categorical"):
+            dense = DenseFeatures(max_categories=max_categories).fit(
+                features,
+                numeric_names=getattr(featurizer, "numeric_columns_", None),
+                categorical_names=getattr(featurizer, "categorical_columns_", None),
+            )
+            features = dense.transform(features)
+        elif featurizer is not None:
+            raise GraphError("a featurizer only applies to a Cohort or a FeatureBatch source")
+        x = as_float_tensor(features, name="source features")
+        return x, None if y is None else np.asarray(y), featurizer, dense
+    raise GraphError(
+        "source must be a Cohort or a (features, y) pair (features: FeatureBatch or a 2-D float "
+        f"array; y: 0/1 outcomes or None), got {type(source).__name__}"
+    )
+
+
+def _check_y(y: np.ndarray | None, n: int, objective: str) -> torch.Tensor | None:
+    if y is None:
+        if objective == "supervised":
+            raise GraphError(
+                "objective='supervised' needs the source outcome; pass a Cohort with a target, "
+                "(features, y), or use objective='graphmae' or 'dgi'"
+            )
+        return None
+    y = np.asarray(y).reshape(-1)
+    if len(y) != n:
+        raise GraphError(f"y has {len(y)} entries for {n} source records")
+    try:
+        values = y.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise GraphError(f"y must hold 0/1 outcomes: {exc}") from exc
+    if not np.isin(values, (0.0, 1.0)).all():
+        raise GraphError("y must hold 0/1 outcomes only")
+    if objective == "supervised" and len(np.unique(values)) < 2:
+        raise GraphError(
+            "the source outcome holds a single class; supervised pretraining needs both"
+        )
+    return torch.as_tensor(values, dtype=torch.float32)
+
+
+def _fanouts(fanout: int | Sequence[int | None] | None, layers: int) -> list[int | None]:
+    if fanout is None or isinstance(fanout, (int, np.integer)):
+        fanouts: list[int | None] = [None if fanout is None else int(fanout)] * layers
+    else:
+        fanouts = [None if f is None else int(f) for f in fanout]
+    if len(fanouts) != layers:
+        raise GraphError(
+            f"fanout has {len(fanouts)} entries for {layers} layers; give one per layer"
+        )
+    if any(f is not None and f < 1 for f in fanouts):
+        raise GraphError(
+            f"fanouts must be positive integers or None (all neighbours), got {fanouts}"
+        )
+    return fanouts
+
+
+def _graph_edges(graph: Any, n: int) -> torch.Tensor:
+    edge_index = getattr(graph, "edge_index", graph)
+    return torch.as_tensor(edge_index, dtype=torch.long)
+
+
+# ---------------------------------------------------------------------- training
+def pretrain_graph(
+    source: Any,
+    *,
+    encoder: str = "graphsage",
+    objective: str = "supervised",
+    featurizer: Any = None,
+    graph: Any = None,
+    k: int = 10,
+    knn_method: str = "auto",
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    epochs: int = 50,
+    batch_size: int = 512,
+    fanout: int | Sequence[int | None] | None = (10, 10),
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    mask_rate: float = 0.5,
+    val_fraction: float = 0.1,
+    patience: int = 10,
+    max_categories: int = 16,
+    isolated: str = "error",
+    random_state: int | np.random.Generator | None = None,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> GraphEncoder:
+    """Pretrain a GNN encoder on the source records and return a :class:`GraphEncoder`.
+
+    Parameters
+    ----------
+    source : Cohort or (features, y)
+        The source records. A Cohort is featurized with ``featurizer`` (fitted on it when
+        omitted); ``features`` may be a ``FeatureBatch`` or a dense float array, ``y`` the 0/1
+        outcome or ``None``.
+    encoder : {"graphsage", "gat", "gin"}, default="graphsage"
+        A graph encoder registered in :data:`tabular.registry.ENCODERS`.
+    objective : {"supervised", "graphmae", "dgi"}, default="supervised"
+    featurizer : tabular.Featurizer, optional
+        A featurizer already fitted on the source (to share it with tabular encoders).
+    graph : Data or LongTensor (2, E), optional
+        The source graph (e.g. from :func:`project_code_graph`). Default: the
+        ``k``-nearest-neighbour graph of the dense features.
+    k : int, default=10
+        Neighbours per record in the similarity graph, and source neighbours per attached
+        target record.
+    knn_method : {"auto", "exact", "nndescent"}, default="auto"
+    hidden, layers : int, default=64, 2
+        Embedding width and number of message-passing layers.
+    heads : int, default=4
+        Attention heads (``encoder="gat"`` only).
+    epochs : int, default=50
+        Most passes over the training nodes.
+    batch_size : int, default=512
+        Seed records per mini-batch.
+    fanout : int, sequence of int/None, or None, default=(10, 10)
+        Neighbours sampled per hop, one entry per layer; ``None`` keeps all neighbours.
+    lr, weight_decay : float
+        AdamW settings.
+    mask_rate : float, default=0.5
+        GraphMAE's share of masked nodes.
+    val_fraction : float, default=0.1
+        Source nodes held out for early stopping (none when the cohort is under 20 records).
+    patience : int, default=10
+        Epochs without improvement of the validation loss before stopping.
+    max_categories : int, default=16
+        One-hot slots per categorical column in the dense features.
+    isolated : {"error", "self_loops", "allow"}, default="error"
+        Handling of isolated nodes in a given ``graph`` (see :func:`validate_graph`).
+    random_state : int, numpy Generator or None
+    device : str or torch.device, default="auto"
+        CUDA when available, else CPU. Sampling runs on the CPU.
+    progress : bool, default=True
+        Show a tqdm progress bar over epochs.
+
+    Returns
+    -------
+    GraphEncoder
+        With ``history_`` (per-epoch ``train_loss`` and ``val_loss``).
+
+    Raises
+    ------
+    GraphError
+        Bad parameters, a source without outcome for ``"supervised"``, non-finite features, or
+        a malformed graph.
+    """
+    from tqdm.auto import tqdm
+
+    encoder_cls = ENCODERS.get(encoder)
+    if not (isinstance(encoder_cls, type) and issubclass(encoder_cls, GNNEncoder)):
+        raise GraphError(f"encoder={encoder!r} is not a graph encoder; use graphsage, gat or gin")
+    check_choice(objective, "objective", OBJECTIVES)
+    check_choice(knn_method, "knn_method", KNN_METHODS)
+    k = check_positive_int(k, "k")
+    layers = check_positive_int(layers, "layers")
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    patience = check_positive_int(patience, "patience")
+    fanouts = _fanouts(fanout, layers)
+    if not 0.0 < mask_rate < 1.0:
+        raise GraphError(f"mask_rate must be in (0, 1), got {mask_rate}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise GraphError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if not (lr > 0 and math.isfinite(lr)) or not weight_decay >= 0:
+        raise GraphError(
+            f"lr must be positive and weight_decay non-negative, got {lr}, {weight_decay}"
+        )
+    dev = resolve_device(device)
+    seed = seed_from(random_state)
+    seeds = np.random.default_rng(seed).integers(0, 2**62, size=4)
+
+    x, y_raw, featurizer, dense = _source_inputs(source, featurizer, max_categories)
+    n = x.shape[0]
+    y = _check_y(y_raw, n, objective)
+    index = KNNIndex(k, method=knn_method, random_state=int(seeds[0])).fit(x)
+    if graph is None:
+        edge_index = neighbors_to_edge_index(index.neighbors())
+        policy = "error"
+    else:
+        edge_index = _graph_edges(graph, n)
+        policy = isolated
+    from torch_geometric.data import Data
+
+    checked = validate_graph(Data(x=x, edge_index=edge_index, num_nodes=n), isolated=policy)
+    edge_index = checked.edge_index
+    table = NeighborTable.from_edge_index(edge_index, n)
+
+    params: dict[str, Any] = {"hidden": hidden, "layers": layers}
+    if encoder_cls.name == "gat":
+        params["heads"] = heads
+    net = encoder_cls(x.shape[1], **params)
+    task: _Task
+    if objective == "supervised":
+        task = _Supervised(net)
+    elif objective == "graphmae":
+        task = _GraphMAE(net, mask_rate)
+    else:
+        task = _DGI(net)
+    init_parameters(task, make_generator(int(seeds[1])))
+    task.to(dev)
+    hops: list[int | None] = fanouts + [fanouts[-1]] * int(task.extra_hops)
+
+    sample_gen = make_generator(int(seeds[2]))
+    order = torch.randperm(n, generator=sample_gen)
+    n_val = round(n * val_fraction) if n >= 20 else 0
+    val_nodes, train_nodes = order[:n_val], order[n_val:]
+    x_dev = x.to(dev)
+    y_dev = y.to(dev) if y is not None else None
+    optimizer = torch.optim.AdamW(task.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def run(nodes: torch.Tensor, gen: torch.Generator, train: bool) -> float:
+        task.train(train)
+        total, count = 0.0, 0
+        for batch in iter_subgraphs(
+            table, nodes, hops, batch_size, shuffle=train, generator=gen, x=x_dev, y=y_dev
+        ):
+            batch = batch.to(dev)
+            with torch.set_grad_enabled(train):
+                loss = task.loss(batch, gen)
+            if train:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            if not torch.isfinite(loss):
+                raise GraphError("the pretraining loss became NaN or infinite; lower lr")
+            total += float(loss.detach()) * batch.batch_size
+            count += batch.batch_size
+        return total / max(count, 1)
+
+    history: list[dict[str, Any]] = []
+    best_state: dict[str, torch.Tensor] | None = None
+    best_loss, waited = math.inf, 0
+    bar = tqdm(range(epochs), desc=f"{encoder}/{objective}", disable=not progress, leave=False)
+    for epoch in bar:
+        train_loss = run(train_nodes, sample_gen, True)
+        val_loss = None
+        if n_val:
+            val_loss = run(val_nodes, make_generator(int(seeds[3])), False)
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss})
+        bar.set_postfix(
+            train=f"{train_loss:.4f}", val="-" if val_loss is None else f"{val_loss:.4f}"
+        )
+        if val_loss is not None:
+            if val_loss < best_loss - 1e-6:
+                best_loss, waited = val_loss, 0
+                best_state = {k_: v.detach().clone() for k_, v in task.state_dict().items()}
+            else:
+                waited += 1
+                if waited >= patience:
+                    break
+    bar.close()
+    if best_state is not None:
+        task.load_state_dict(best_state)
+    task.cpu().eval()
+    head = task.head if isinstance(task, _Supervised) else None
+    return GraphEncoder(
+        net,
+        x,
+        edge_index,
+        index=index,
+        source_y=None if y is None else y.numpy(),
+        featurizer=featurizer,
+        dense=dense,
+        head=head,
+        objective=objective,
+        history=history,
+    )

@@ -1,0 +1,125 @@
+"""What a report section is built from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from graphxfer.cohort import Cohort
+from graphxfer.report.exceptions import ReportError
+
+__all__ = ["DEFAULT_RISK_BANDS", "Record", "ReportContext", "RiskBand", "risk_bands"]
+
+DEFAULT_RISK_BANDS: tuple[tuple[float, float, str], ...] = (
+    (0.0, 0.2, "low"),
+    (0.2, 0.5, "medium"),
+    (0.5, 1.0, "high"),
+)
+
+
+@dataclass(frozen=True)
+class RiskBand:
+    """Predicted probabilities in ``[lower, upper)`` (the last band includes 1.0)."""
+
+    lower: float
+    upper: float
+    label: str
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.lower:g}–{self.upper:g})"
+
+
+def risk_bands(spec: Sequence[Sequence[Any]]) -> tuple[RiskBand, ...]:
+    """Validate ``((lower, upper, label), ...)``: contiguous bands covering [0, 1]."""
+    bands: list[RiskBand] = []
+    try:
+        for lower, upper, label in spec:
+            bands.append(RiskBand(float(lower), float(upper), str(label)))
+    except (TypeError, ValueError) as exc:
+        raise ReportError(
+            f"risk_bands must be a sequence of (lower, upper, label) triples, got {spec!r}"
+        ) from exc
+    if not bands:
+        raise ReportError("risk_bands is empty; give at least one (0.0, 1.0, label) band")
+    if bands[0].lower != 0.0 or bands[-1].upper != 1.0:
+        raise ReportError(
+            f"risk_bands must start at 0.0 and end at 1.0, got {bands[0].lower:g} to "
+            f"{bands[-1].upper:g}"
+        )
+    for a, b in zip(bands, bands[1:]):
+        if a.upper != b.lower:
+            raise ReportError(
+                f"risk_bands must be contiguous: band {a.label!r} ends at {a.upper:g} but "
+                f"{b.label!r} starts at {b.lower:g}"
+            )
+    for band in bands:
+        if not band.lower < band.upper:
+            raise ReportError(f"risk band {band.label!r} is empty ({band.lower:g}–{band.upper:g})")
+    labels = [b.label for b in bands]
+    if len(set(labels)) != len(labels) or "" in labels:
+        raise ReportError(f"risk band labels must be distinct and non-empty, got {labels}")
+    return tuple(bands)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record selected for its own section."""
+
+    position: int
+    """Row position in the cohort."""
+    label: str
+    """How the report names it: ``record 1`` ... or, with ``show_ids=True``, its id."""
+    row: int
+    """Row of the explanation that explains it."""
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """Everything the sections of one report are built from.
+
+    Attributes
+    ----------
+    model : fitted model
+    cohort : Cohort
+        The reported cohort.
+    card : dict or None
+        ``model.model_card()``, or None when the model has none.
+    predictions : ndarray of shape (len(cohort),)
+        Predicted probability of the positive class of every record.
+    bands : tuple of RiskBand
+    explanation : shap.Explanation
+        Explanations of the rows ``explained_rows`` of the cohort, in that order.
+    explained_rows : ndarray of int
+    records : tuple of Record
+        The records that get their own section.
+    show_ids : bool
+        Whether identifiers may appear in the report.
+    method : str
+        How the explanation was computed (for the reader).
+    background : str
+        What the explanation's reference (background) data was.
+    title : str
+    """
+
+    model: Any
+    cohort: Cohort
+    card: dict[str, Any] | None
+    predictions: np.ndarray
+    bands: tuple[RiskBand, ...]
+    explanation: Any
+    explained_rows: np.ndarray
+    records: tuple[Record, ...]
+    show_ids: bool
+    method: str
+    background: str
+    title: str
+
+    def band_of(self, probability: float) -> RiskBand:
+        """The risk band of a predicted probability."""
+        for band in self.bands[:-1]:
+            if band.lower <= probability < band.upper:
+                return band
+        return self.bands[-1]
