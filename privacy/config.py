@@ -61,7 +61,7 @@ def default_delta(n_persons: int) -> float:
     >>> default_delta(1000)
     1e-05
     >>> round(default_delta(100_000), 9)
-    3.16e-06
+    3.162e-06
     """
     if n_persons < 1:
         raise PrivacyConfigError(

@@ -508,8 +508,21 @@ class PrivacyLedger:
         return pd.DataFrame([e.to_dict() for e in self._entries], columns=columns)
 
     def __str__(self) -> str:
-        header = ("#", "time (UTC)", "data", "purpose", "mechanism", "unit", "eps", "delta",
-                  "sigma", "q", "steps", "acct", "n")  # fmt: skip
+        header = (
+            "#",
+            "time (UTC)",
+            "data",
+            "purpose",
+            "mechanism",
+            "unit",
+            "eps",
+            "delta",
+            "sigma",
+            "q",
+            "steps",
+            "acct",
+            "n",
+        )
         rows = [header]
         for i, e in enumerate(self._entries):
             rows.append(

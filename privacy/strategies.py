@@ -405,8 +405,11 @@ def fine_tune(
     used_ledger = results[0].ledger
     assert used_ledger is not None
     entries = [r.ledger_entry for r in results if r.ledger_entry is not None]
-    total = compose(entries, accountant=config.accountant if config.accountant != "gdp" else "prv",
-                    delta=results[0].delta)  # fmt: skip
+    total = compose(
+        entries,
+        accountant=config.accountant if config.accountant != "gdp" else "prv",
+        delta=results[0].delta,
+    )
     return FineTuneResult(
         strategy=strat.name,
         private=True,

@@ -662,14 +662,29 @@ def run_private_phases(
             with _only_trainable(module, phase.trainable), _benign_hook_warnings_silenced():
                 if plan.unit == "person":
                     history, steps, eps = _train_persons(
-                        module, data, phase=phase, phase_steps=plan.steps[i], config=config,
-                        loss_fn=loss_fn, plan=plan, device=dev, seeds=seeds, progress=progress,
-                    )  # fmt: skip
+                        module,
+                        data,
+                        phase=phase,
+                        phase_steps=plan.steps[i],
+                        config=config,
+                        loss_fn=loss_fn,
+                        plan=plan,
+                        device=dev,
+                        seeds=seeds,
+                        progress=progress,
+                    )
                 else:
                     history, steps, eps = _train_records(
-                        module, data, phase=phase, config=config, loss_fn=loss_fn, plan=plan,
-                        device=dev, seeds=seeds, progress=progress,
-                    )  # fmt: skip
+                        module,
+                        data,
+                        phase=phase,
+                        config=config,
+                        loss_fn=loss_fn,
+                        plan=plan,
+                        device=dev,
+                        seeds=seeds,
+                        progress=progress,
+                    )
             recorded = ledger.append(entry(i, eps, steps))
             results.append(
                 TrainResult(

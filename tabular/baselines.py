@@ -148,11 +148,9 @@ class XGBoostBaseline(_Baseline):
         classes, encoded = _check_y(y, len(X))
         if self.random_state is not None and not isinstance(self.random_state, (int, np.integer)):
             raise BaselineError("random_state must be an int or None for XGBoost")
-        numeric, categorical = self._split_columns(X)
+        _, categorical = self._split_columns(X)
         self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
-        self.categories_ = {
-            c: sorted(set(_text(X[c]).dropna().tolist())) for c in categorical
-        }
+        self.categories_ = {c: sorted(set(_text(X[c]).dropna().tolist())) for c in categorical}
         self.classes_ = classes
         self.model_ = XGBClassifier(
             n_estimators=self.n_estimators,
@@ -176,7 +174,9 @@ class XGBoostBaseline(_Baseline):
         out = {}
         for c in self.feature_names_in_:
             if c in self.categories_:
-                out[c] = pd.Categorical(_text(X[c]), categories=self.categories_[c])
+                labels = _text(X[c])
+                known = labels.where(labels.isin(self.categories_[c]))  # unseen -> missing
+                out[c] = pd.Categorical(known, categories=self.categories_[c])
             else:
                 values = pd.to_numeric(X[c], errors="coerce")
                 bad = values.isna() & X[c].notna()
@@ -227,7 +227,9 @@ class XGBoostBaseline(_Baseline):
         try:
             model.load_model(os.fspath(path))
         except Exception as exc:  # xgboost raises its own XGBoostError
-            raise BaselineError(f"cannot read an XGBoost model from {os.fspath(path)!r}: {exc}")
+            raise BaselineError(
+                f"cannot read an XGBoost model from {os.fspath(path)!r}: {exc}"
+            ) from exc
         raw = model.get_booster().attr(_META_KEY)
         if raw is None:
             raise BaselineError(
@@ -267,9 +269,7 @@ class LogisticBaseline(_Baseline):
     pipeline_ : sklearn.pipeline.Pipeline
     """
 
-    def __init__(
-        self, C: float = 1.0, max_iter: int = 1000, class_weight: Any = None
-    ) -> None:
+    def __init__(self, C: float = 1.0, max_iter: int = 1000, class_weight: Any = None) -> None:
         self.C = C
         self.max_iter = max_iter
         self.class_weight = class_weight

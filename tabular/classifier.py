@@ -64,7 +64,9 @@ class EncoderClassifier(nn.Module):
         if head_hidden is None:
             self.head = nn.Linear(d, 1)
         else:
-            self.head = nn.Sequential(nn.Linear(d, head_hidden), nn.GELU(), nn.Linear(head_hidden, 1))
+            self.head = nn.Sequential(
+                nn.Linear(d, head_hidden), nn.GELU(), nn.Linear(head_hidden, 1)
+            )
 
     @property
     def blocks(self) -> list[nn.Module]:

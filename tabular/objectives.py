@@ -37,7 +37,9 @@ OBJECTIVES: Registry[type[Objective]] = Registry("pretraining objective")
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def _uniform(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def _uniform(
+    shape: tuple[int, ...], generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
     return torch.rand(shape, generator=generator).to(device)
 
 
@@ -59,7 +61,9 @@ class Objective(nn.Module):
     min_batch: ClassVar[int] = 1
     """Smaller training batches are skipped (a contrastive loss needs two rows)."""
 
-    def __init__(self, network: EncoderNetwork, featurizer: Featurizer, *, mask_rate: float) -> None:
+    def __init__(
+        self, network: EncoderNetwork, featurizer: Featurizer, *, mask_rate: float
+    ) -> None:
         super().__init__()
         if not 0.0 <= mask_rate < 1.0:
             raise PretrainingError(f"mask_rate must be in [0, 1), got {mask_rate}")

@@ -62,7 +62,8 @@ def pretrain(
         Feature columns. Default: ``data.schema.features`` for a cohort, every column (kinds
         inferred from dtypes) for a data frame.
     y : array-like of 0/1, optional
-        Source outcome for the supervised objectives (default: ``data.y`` for a cohort).
+        Source outcome for the supervised objectives (default: ``data.y`` for a cohort);
+        self-supervised objectives ignore it.
     encoder : str, default="ft-transformer"
         Name in :data:`tabular.registry.ENCODERS`: ``"ft-transformer"``, ``"mlp"``, ``"tabnet"``.
     objective : str, default="masked"
@@ -125,7 +126,9 @@ def pretrain(
 
     featurizer = Featurizer().fit(X, cols)
     batch = featurizer.transform(X)
-    tensors: tuple[torch.Tensor, ...] = tuple(torch.as_tensor(a) for a in (batch.numeric, batch.missing, batch.categorical))
+    tensors: tuple[torch.Tensor, ...] = tuple(
+        torch.as_tensor(a) for a in (batch.numeric, batch.missing, batch.categorical)
+    )
     if target is not None:
         tensors = (*tensors, torch.as_tensor(target, dtype=torch.float32))
 
@@ -184,6 +187,7 @@ def pretrain(
         "best_val_loss": _best_val(history, best_epoch),
         "device": dev.type,
     }
+    summary["outcome_used"] = target is not None
     if target is not None:
         summary["positive_rate"] = float(np.mean(target))
     return TabularEncoder(
@@ -219,12 +223,7 @@ def _check_options(
 
 def _outcome(data: Any, y: Any, n: int, objective: str, needed: bool) -> np.ndarray | None:
     if not needed:
-        if y is not None:
-            raise PretrainingError(
-                f"y was given but objective {objective!r} does not use it; choose "
-                "'supervised' or 'supervised+masked', or drop y"
-            )
-        return None
+        return None  # self-supervised objectives do not read the outcome
     values = np.asarray(y) if y is not None else outcome(data)
     if values is None:
         raise PretrainingError(

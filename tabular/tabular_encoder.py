@@ -315,9 +315,7 @@ class TabularEncoder:
         return tensors, meta
 
     @classmethod
-    def from_state(
-        cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
-    ) -> TabularEncoder:
+    def from_state(cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> TabularEncoder:
         """Rebuild an encoder from :meth:`to_state` output.
 
         Raises

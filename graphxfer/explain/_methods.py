@@ -94,11 +94,11 @@ def register_method(
 @contextlib.contextmanager
 def _kept_global_rng() -> Iterator[None]:
     """Restore NumPy's global random state afterwards: some SHAP explainers reseed it."""
-    state = np.random.get_state()
+    state = np.random.get_state()  # noqa: NPY002 - the legacy global state is what is kept
     try:
         yield
     finally:
-        np.random.set_state(state)
+        np.random.set_state(state)  # noqa: NPY002
 
 
 def _masker(task: ExplainTask) -> Any:
@@ -138,7 +138,9 @@ def _exact(task: ExplainTask) -> tuple[np.ndarray, np.ndarray]:
             f"the exact method needs max_evals >= 2**{m} = {2**m}, got {task.max_evals}; "
             "raise it, leave it None, or use method='permutation'"
         )
-    explainer = shap.explainers.Exact(ModelFunction(task.model, task.codec, task.link), _masker(task))
+    explainer = shap.explainers.Exact(
+        ModelFunction(task.model, task.codec, task.link), _masker(task)
+    )
     result = explainer(task.matrix, max_evals="auto", silent=not task.progress)
     return np.asarray(result.values, dtype=np.float64), np.asarray(result.base_values, float)
 

@@ -149,9 +149,7 @@ def _trained_categories(booster: Any) -> dict[str, list[str]]:
     except Exception:  # older XGBoost, or a booster trained without categories
         return {}
     return {
-        str(name): [str(v) for v in array.to_pylist()]
-        for name, array in pairs
-        if array is not None
+        str(name): [str(v) for v in array.to_pylist()] for name, array in pairs if array is not None
     }
 
 

@@ -193,9 +193,13 @@ def explain_details(
     chosen = METHODS[name]
     link = link if link is not None else ("logit" if name == "tree" else "identity")
 
-    source = "passed background" if given else "model.background_"
+    source = (
+        "the background passed by the caller"
+        if given
+        else "the model's background_ (a sample of its source cohort)"
+    )
     if not chosen.uses_background:
-        reference, source = frame.iloc[:0], "tree covers (training data)"
+        reference, source = frame.iloc[:0], "the training data recorded in the trees"
     elif reference is None:
         warnings.warn(
             "the model has no background_ (a sample of its source cohort), so a sample of the "
@@ -203,7 +207,7 @@ def explain_details(
             BackgroundFromDataWarning,
             stacklevel=stacklevel,
         )
-        reference, source = frame, "sample of the explained data"
+        reference, source = frame, "a sample of the explained records"
     reference = _sample(reference, n_background, rng)
     if chosen.uses_background and len(reference) == 0:
         raise ExplanationError("the background has no rows")
@@ -267,9 +271,7 @@ def _check_options(
             f"{type(model).__name__} has no predict_proba; explain a fitted binary classifier"
         )
     if method != "auto" and method not in METHODS:
-        raise ExplanationError(
-            f"unknown method {method!r}; use 'auto' or one of {sorted(METHODS)}"
-        )
+        raise ExplanationError(f"unknown method {method!r}; use 'auto' or one of {sorted(METHODS)}")
     if link is not None and link not in LINKS:
         raise ExplanationError(f"link={link!r} must be 'identity' (probability) or 'logit'")
     for name, value in (("max_evals", max_evals), ("n_background", n_background)):

@@ -44,9 +44,11 @@ from graphxfer.exceptions import GraphError
 from graphxfer.graphs._utils import check_choice, check_positive_int, state_to_cpu
 from graphxfer.graphs.encoders import ACTIVATIONS, MeanField, make_activation
 
-__all__ = ["AttachLayout", "GraphAttachedClassifier"]
+__all__ = ["EVAL_BLOCK", "AttachLayout", "GraphAttachedClassifier"]
 
 _KINDS = ("graphsage", "gat", "gin")
+EVAL_BLOCK = 64
+"""Rows per zero-padded block when a :class:`GraphAttachedClassifier` evaluates."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,14 @@ class GraphAttachedClassifier(nn.Module):
         - **input:** rows ``(batch, layout.width)`` from :meth:`GraphEncoder.attach`
         - **output:** logits ``(batch,)``
 
+    Notes
+    -----
+    Each output row is a function of its input row only. Matrix-product kernels may still round
+    a row differently depending on how many rows share the call, so in evaluation mode the rows
+    are evaluated in zero-padded blocks of ``EVAL_BLOCK`` rows: a record's prediction is then
+    bit-identical whatever other records are in the batch. In training mode (and so under
+    Opacus) the batch is processed in one piece.
+
     Examples
     --------
     >>> import torch
@@ -176,21 +186,32 @@ class GraphAttachedClassifier(nn.Module):
                 "build them with GraphEncoder.attach using the same label_mean setting"
             )
 
-    def representation(self, rows: torch.Tensor) -> torch.Tensor:
-        """``hL`` of every row: the embedding of the attached record."""
-        self._check(rows)
+    def _representation(self, rows: torch.Tensor) -> torch.Tensor:
         layout = self.layout
         h = self.blocks[0](rows[:, layout.own_slice])
         for layer, block in enumerate(self.blocks[1:]):
             h = block(h, rows[:, layout.neighbor_slice(layer)])
         return h
 
-    def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        """One logit per row."""
-        h = self.representation(rows)
+    def _logits(self, rows: torch.Tensor) -> torch.Tensor:
+        h = self._representation(rows)
         if self.layout.label_mean:
             h = torch.cat([h, rows[:, self.layout.label_slice]], dim=1)
         return self.head(h).squeeze(-1)
+
+    def representation(self, rows: torch.Tensor) -> torch.Tensor:
+        """``hL`` of every row: the embedding of the attached record."""
+        self._check(rows)
+        if self.training:
+            return self._representation(rows)
+        return _blockwise(self._representation, rows)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        """One logit per row (see the class notes on evaluation mode)."""
+        self._check(rows)
+        if self.training:
+            return self._logits(rows)
+        return _blockwise(self._logits, rows)
 
     @torch.no_grad()
     def embed(self, rows: torch.Tensor) -> torch.Tensor:
@@ -240,3 +261,17 @@ class GraphAttachedClassifier(nn.Module):
         except RuntimeError as exc:
             raise GraphError(f"attached-classifier weights do not match its config: {exc}") from exc
         return clf
+
+
+def _blockwise(fn: Any, rows: torch.Tensor) -> torch.Tensor:
+    """``fn`` over zero-padded blocks of ``EVAL_BLOCK`` rows, concatenated (see the notes)."""
+    outs = []
+    for start in range(0, rows.shape[0], EVAL_BLOCK):
+        block = rows[start : start + EVAL_BLOCK]
+        size = block.shape[0]
+        if size < EVAL_BLOCK:
+            block = torch.cat([block, block.new_zeros((EVAL_BLOCK - size, rows.shape[1]))])
+        outs.append(fn(block)[:size])
+    if not outs:
+        return fn(rows)
+    return torch.cat(outs)

@@ -120,13 +120,27 @@ def exact_knn(
                 dist[rows - qs, rows - ps] = float("inf")
             cand_d = torch.cat([best_d, dist], dim=1)
             cand_i = torch.cat([best_i, torch.arange(ps, pe).expand(qe - qs, -1)], dim=1)
-            top = torch.topk(cand_d, k, dim=1, largest=False, sorted=False).indices
+            top = _smallest_k(cand_d, k)
             best_d = torch.gather(cand_d, 1, top)
             best_i = torch.gather(cand_i, 1, top)
         best_i, best_d = _canonical_order(best_i, best_d)
         out_idx[qs:qe] = best_i
         out_dist[qs:qe] = best_d
     return out_idx, out_dist
+
+
+def _smallest_k(values: torch.Tensor, k: int) -> torch.Tensor:
+    """Columns of the ``k`` smallest values per row, ties to the leftmost, in column order.
+
+    Candidate columns are kept in increasing record order, so "leftmost" is "lowest index":
+    the selection is a deterministic function of each row alone.
+    """
+    threshold = torch.topk(values, k, dim=1, largest=False).values[:, -1:]
+    below = values < threshold
+    tied = values == threshold
+    room = k - below.sum(dim=1, keepdim=True)
+    chosen = below | (tied & (torch.cumsum(tied, dim=1) <= room))
+    return torch.nonzero(chosen)[:, 1].reshape(values.shape[0], k)
 
 
 def _canonical_order(idx: torch.Tensor, dist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

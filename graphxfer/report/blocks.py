@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fmt", "facts", "image", "note", "subsection", "table", "text"]
+__all__ = ["facts", "fmt", "image", "note", "subsection", "table", "text"]
 
 Block = dict[str, Any]
 

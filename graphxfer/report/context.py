@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +50,7 @@ def risk_bands(spec: Sequence[Sequence[Any]]) -> tuple[RiskBand, ...]:
             f"risk_bands must start at 0.0 and end at 1.0, got {bands[0].lower:g} to "
             f"{bands[-1].upper:g}"
         )
-    for a, b in zip(bands, bands[1:]):
+    for a, b in itertools.pairwise(bands):
         if a.upper != b.lower:
             raise ReportError(
                 f"risk_bands must be contiguous: band {a.label!r} ends at {a.upper:g} but "
@@ -117,9 +118,11 @@ class ReportContext:
     background: str
     title: str
 
+    def band_indices(self, probabilities: np.ndarray) -> np.ndarray:
+        """Index into :attr:`bands` of each predicted probability."""
+        edges = np.asarray([band.upper for band in self.bands[:-1]], dtype=np.float64)
+        return np.searchsorted(edges, np.asarray(probabilities, dtype=np.float64), side="right")
+
     def band_of(self, probability: float) -> RiskBand:
-        """The risk band of a predicted probability."""
-        for band in self.bands[:-1]:
-            if band.lower <= probability < band.upper:
-                return band
-        return self.bands[-1]
+        """The risk band of one predicted probability."""
+        return self.bands[int(self.band_indices(np.asarray([probability]))[0])]

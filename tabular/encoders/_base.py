@@ -87,7 +87,9 @@ class EncoderNetwork(nn.Module):
         """A fresh network whose layout is ``featurizer``'s output."""
         cards = dict(zip(featurizer.categorical_columns_, featurizer.cardinalities_))
         try:
-            return cls(featurizer.numeric_columns_, featurizer.categorical_columns_, cards, **params)
+            return cls(
+                featurizer.numeric_columns_, featurizer.categorical_columns_, cards, **params
+            )
         except TypeError as exc:
             raise EncoderError(f"bad parameters for encoder {cls.name!r}: {exc}") from exc
 
@@ -193,7 +195,9 @@ class EncoderNetwork(nn.Module):
     def _present(self) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
         """``(position, column key)`` of the numeric and categorical columns not absent."""
         absent = set(self.absent)
-        numeric = [(j, column_key(c)) for j, c in enumerate(self.numeric_columns) if c not in absent]
+        numeric = [
+            (j, column_key(c)) for j, c in enumerate(self.numeric_columns) if c not in absent
+        ]
         categorical = [
             (j, column_key(c)) for j, c in enumerate(self.categorical_columns) if c not in absent
         ]

@@ -182,7 +182,9 @@ class FTTransformer(EncoderNetwork):
         }
         self.out_dim = int(d_token)
         self.missing = missing
-        tokenizer = ColumnTokenizer(self.numeric_columns, self.categorical_columns, cardinalities, d_token)
+        tokenizer = ColumnTokenizer(
+            self.numeric_columns, self.categorical_columns, cardinalities, d_token
+        )
         self.tokenizer = _FTInput(tokenizer)
         ffn_hidden = max(1, round(d_token * ffn_factor))
         self.layers = nn.ModuleList(

@@ -52,6 +52,7 @@ def _dp_compatible(encoder: nn.Module) -> None:
             if isinstance(child, GBN):
                 setattr(module, child_name, nn.LayerNorm(child.input_dim))
     matrix = encoder.group_attention_matrix
+    assert isinstance(matrix, torch.Tensor)
     del encoder.group_attention_matrix
     encoder.register_buffer("group_attention_matrix", matrix, persistent=False)
     leftover = [
@@ -108,8 +109,10 @@ class TabNetNetwork(EncoderNetwork):
     the input BatchNorm is removed, the virtual batch size is above any physical batch, and
     ``n_shared=0`` (shared GLU layers break Opacus' ``functorch``/``ew`` modes; the
     ``hooks`` mode runs with them but computes wrong per-record gradients for layers used
-    several times per forward pass, so shared layers are refused). Absent columns enter as zeros, so they carry no
-    information; added columns get zero-initialised input weights and new attention groups.
+    several times per forward pass, so shared layers are refused).
+
+    Absent columns enter as zeros, so they carry no information; added columns get
+    zero-initialised input weights and new attention groups.
 
     Parameters
     ----------
@@ -220,7 +223,7 @@ class TabNetNetwork(EncoderNetwork):
         return 2 if column in self.numeric_columns else self._params["cat_emb_dim"]
 
     def _group_matrix(self) -> torch.Tensor:
-        """``(n_columns, input_dim)``: row ``g`` spreads weight ``1/width`` over column g's inputs."""
+        """``(n_columns, input_dim)``: row g spreads weight ``1/width`` over column g's inputs."""
         widths = [self._width(c) for c in self.input_order]
         matrix = torch.zeros(len(widths), sum(widths))
         start = 0

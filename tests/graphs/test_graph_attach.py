@@ -151,6 +151,7 @@ def test_from_state_rejects_mismatched_weights(encoders: dict[str, GraphEncoder]
         GraphEncoder.from_state(tensors, meta)
 
 
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing:UserWarning")
 @pytest.mark.parametrize("kind", KINDS)
 def test_attached_classifier_is_valid_for_opacus(
     kind: str, encoders: dict[str, GraphEncoder], target_frame: pd.DataFrame

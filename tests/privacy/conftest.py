@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -25,7 +26,7 @@ class TinyNet(nn.Module):
         super().__init__()
         dims = [d_in] + [hidden] * n_blocks
         self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Linear(a, b), nn.ReLU()) for a, b in zip(dims[:-1], dims[1:])
+            nn.Sequential(nn.Linear(a, b), nn.ReLU()) for a, b in itertools.pairwise(dims)
         )
         self.head = nn.Linear(hidden, 1)
 

@@ -95,17 +95,29 @@ def test_dp_model_leaks_less_than_an_overfitted_one(make_net, make_data) -> None
             return torch.sigmoid(model(X_eval)).squeeze(1).numpy()
 
     overfit = make_net(hidden=64)
-    train_non_private(overfit, X_in, y_in, config=TrainConfig(epochs=150, batch_size=50,
-                      learning_rate=1e-2), random_state=0, progress=False)  # fmt: skip
+    train_non_private(
+        overfit,
+        X_in,
+        y_in,
+        config=TrainConfig(epochs=150, batch_size=50, learning_rate=1e-2),
+        random_state=0,
+        progress=False,
+    )
     plain = membership_inference_audit(proba(overfit, X_in), y_in, proba(overfit, X_out), y_out)
 
     private = make_net(hidden=64)
-    cfg = PrivacyConfig(epsilon=1.0, epochs=5, batch_size=20, accountant="rdp",
-                        learning_rate=1e-2)  # fmt: skip
+    cfg = PrivacyConfig(epsilon=1.0, epochs=5, batch_size=20, accountant="rdp", learning_rate=1e-2)
     run = train_private(private, X_in, y_in, config=cfg, random_state=0, progress=False)
-    dp = membership_inference_audit(proba(private, X_in), y_in, proba(private, X_out), y_out,
-                                    claimed_epsilon=run.epsilon, delta=run.delta)  # fmt: skip
+    dp = membership_inference_audit(
+        proba(private, X_in),
+        y_in,
+        proba(private, X_out),
+        y_out,
+        claimed_epsilon=run.epsilon,
+        delta=run.delta,
+    )
 
     assert plain.attack_auc > 0.65
     assert plain.attack_auc > dp.attack_auc + 0.1
+    assert plain.eps_lower_bound > run.epsilon  # the plain model provably leaks more
     assert dp.eps_lower_bound <= run.epsilon and dp.passed

@@ -14,6 +14,12 @@ import privacy.training as training
 from privacy import PrivacyConfig, PrivacyConfigError, TooFewRecordsError, train_private
 from privacy.training import clip_and_sum_per_person
 
+# Opacus notes that are expected with the small, fast settings used here.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Optimal order is the largest alpha:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Full backward hook is firing:UserWarning"),
+]
+
 CFG = {"accountant": "rdp", "epochs": 2, "batch_size": 10, "learning_rate": 0.05}
 
 
@@ -75,8 +81,9 @@ def test_each_person_contributes_at_most_c_before_noise() -> None:
     assert (norms > c).all()  # every person needs clipping here
     for person in range(4):
         rows = person_ids == person
-        alone, _ = clip_and_sum_per_person([g[rows] for g in grads], torch.zeros(int(rows.sum()),
-                                           dtype=torch.long), 1, c)  # fmt: skip
+        alone, _ = clip_and_sum_per_person(
+            [g[rows] for g in grads], torch.zeros(int(rows.sum()), dtype=torch.long), 1, c
+        )
         contribution = torch.sqrt(sum((a**2).sum() for a in alone))
         assert float(contribution) <= c * (1 + 1e-5)
 
@@ -84,6 +91,7 @@ def test_each_person_contributes_at_most_c_before_noise() -> None:
 def test_training_clips_whole_persons_and_epsilon_matches_the_accountant(
     make_net, make_data, monkeypatch
 ) -> None:
+
     n_persons, rows_each = 100, 3
     X, y = make_data(n=n_persons * rows_each)
     persons = np.repeat(np.arange(n_persons), rows_each)
@@ -126,23 +134,37 @@ def test_persons_not_rows_are_counted_for_the_minimum(make_net, make_data) -> No
     X, y = make_data(n=120)
     persons = np.repeat(np.arange(40), 3)
     with pytest.raises(TooFewRecordsError, match="40 persons"):
-        train_private(make_net(), X, y, config=PrivacyConfig(epsilon=1.0, **CFG),
-                      person_index=persons, progress=False)  # fmt: skip
+        train_private(
+            make_net(),
+            X,
+            y,
+            config=PrivacyConfig(epsilon=1.0, **CFG),
+            person_index=persons,
+            progress=False,
+        )
 
 
 def test_ghost_clipping_cannot_group_rows(make_net, make_data) -> None:
     X, y = make_data(n=200)
     cfg = PrivacyConfig(epsilon=1.0, grad_sample_mode="ghost", **CFG)
     with pytest.raises(PrivacyConfigError, match="ghost"):
-        train_private(make_net(), X, y, config=cfg, person_index=np.arange(200) // 2,
-                      progress=False)  # fmt: skip
+        train_private(
+            make_net(), X, y, config=cfg, person_index=np.arange(200) // 2, progress=False
+        )
 
 
 def test_distinct_person_ids_use_the_record_level_path(make_net, make_data) -> None:
     X, y = make_data(n=100)
     ids = np.array([f"p{i}" for i in range(100)])
-    result = train_private(make_net(), X, y, config=PrivacyConfig(epsilon=1.0, **CFG),
-                           person_index=ids, random_state=0, progress=False)  # fmt: skip
+    result = train_private(
+        make_net(),
+        X,
+        y,
+        config=PrivacyConfig(epsilon=1.0, **CFG),
+        person_index=ids,
+        random_state=0,
+        progress=False,
+    )
     assert result.unit == "record" and result.ledger_entry.mechanism == "dp-sgd"
 
 
@@ -150,6 +172,13 @@ def test_distinct_person_ids_use_the_record_level_path(make_net, make_data) -> N
 def test_other_grad_sample_modes_work_per_person(make_net, make_data, mode) -> None:
     X, y = make_data(n=200)
     cfg = PrivacyConfig(epsilon=1.0, grad_sample_mode=mode, **CFG)
-    result = train_private(make_net(), X, y, config=cfg, person_index=np.arange(200) // 2,
-                           random_state=0, progress=False)  # fmt: skip
+    result = train_private(
+        make_net(),
+        X,
+        y,
+        config=cfg,
+        person_index=np.arange(200) // 2,
+        random_state=0,
+        progress=False,
+    )
     assert result.unit == "person" and np.isfinite(result.history[-1]["loss"])

@@ -62,8 +62,15 @@ def test_private_linear_probe_changes_only_the_head(make_net, make_data, snapsho
     X, y = make_data(n=100)
     net = make_net()
     before = snapshot(net)
-    result = fine_tune(net, X, y, strategy="linear-probe", config=PrivacyConfig(epsilon=1.0, **CFG),
-                       random_state=0, progress=False)  # fmt: skip
+    result = fine_tune(
+        net,
+        X,
+        y,
+        strategy="linear-probe",
+        config=PrivacyConfig(epsilon=1.0, **CFG),
+        random_state=0,
+        progress=False,
+    )
     assert changed(before, net) == {"head.weight", "head.bias"}
     assert all(p.requires_grad for p in net.parameters())
     assert result.private and len(result.phases) == 1
@@ -75,12 +82,20 @@ def test_partial_trains_the_last_blocks_and_the_head(make_net, make_data, snapsh
     X, y = make_data(n=100)
     net = make_net(n_blocks=3)
     before = snapshot(net)
-    fine_tune(net, X, y, strategy=get_strategy("partial", n_blocks=2),
-              train_config=TrainConfig(epochs=1), random_state=0, progress=False)  # fmt: skip
+    fine_tune(
+        net,
+        X,
+        y,
+        strategy=get_strategy("partial", n_blocks=2),
+        train_config=TrainConfig(epochs=1),
+        random_state=0,
+        progress=False,
+    )
     assert changed(before, net) == {
-        f"{prefix}.{kind}" for prefix in ("blocks.1.0", "blocks.2.0", "head")
+        f"{prefix}.{kind}"
+        for prefix in ("blocks.1.0", "blocks.2.0", "head")
         for kind in ("weight", "bias")
-    }  # fmt: skip
+    }
     with pytest.raises(StrategyError, match="n_blocks=4"):
         get_strategy("partial", n_blocks=4).phases(net, epochs=2)
 
@@ -101,8 +116,9 @@ def test_lp_ft_shares_one_budget(make_net, make_data, snapshot) -> None:
     net = make_net()
     before = snapshot(net)
     cfg = PrivacyConfig(epsilon=eps, **{**CFG, "epochs": 4})
-    result = fine_tune(net, X, y, strategy="lp-ft", config=cfg, data_id="site-A",
-                       random_state=0, progress=False)  # fmt: skip
+    result = fine_tune(
+        net, X, y, strategy="lp-ft", config=cfg, data_id="site-A", random_state=0, progress=False
+    )
     lp, ft = result.phases
     assert (lp.trainable, len(ft.trainable)) == (("head.bias", "head.weight"), len(before))
     assert changed(before, net) == set(before)
@@ -127,8 +143,15 @@ def test_lp_ft_shares_one_budget(make_net, make_data, snapshot) -> None:
 def test_lp_ft_needs_two_epochs_and_configs_are_exclusive(make_net, make_data) -> None:
     X, y = make_data(n=100)
     with pytest.raises(StrategyError, match="at least 2 epochs"):
-        fine_tune(make_net(), X, y, strategy="lp-ft", train_config=TrainConfig(epochs=1),
-                  progress=False)  # fmt: skip
+        fine_tune(
+            make_net(), X, y, strategy="lp-ft", train_config=TrainConfig(epochs=1), progress=False
+        )
     with pytest.raises(PrivacyConfigError, match="either config"):
-        fine_tune(make_net(), X, y, config=PrivacyConfig(epsilon=1.0),
-                  train_config=TrainConfig(), progress=False)  # fmt: skip
+        fine_tune(
+            make_net(),
+            X,
+            y,
+            config=PrivacyConfig(epsilon=1.0),
+            train_config=TrainConfig(),
+            progress=False,
+        )

@@ -31,6 +31,9 @@ from privacy import (
 )
 from privacy.training import HISTORY_NOTE
 
+# Opacus notes that are expected with the small, fast settings used here.
+pytestmark = pytest.mark.filterwarnings("ignore:Optimal order is the largest alpha:UserWarning")
+
 # Sample rates <= 0.1 keep the RDP noise calibration fast (it slows down for large rates).
 FAST = {"accountant": "rdp", "epochs": 2, "batch_size": 10, "learning_rate": 0.05}
 
@@ -64,7 +67,7 @@ def test_unreachable_epsilon_is_refused_with_advice(make_net, make_data, snapsho
 
 def test_delta_not_below_one_over_n_is_refused(make_net, make_data) -> None:
     X, y = make_data(n=100)
-    with pytest.raises(DeltaTooLargeError, match="delta=0.02"):
+    with pytest.raises(DeltaTooLargeError, match=r"delta=0\.02"):
         run(make_net(), X, y, cfg={"delta": 0.02})
 
 
@@ -114,7 +117,7 @@ def test_batchnorm_is_refused_naming_the_module(make_data) -> None:
     # frozen BatchNorm still mixes rows in training mode: refused too
     for p in model.encoder.parameters():
         p.requires_grad_(False)
-    with pytest.raises(IncompatibleModuleError, match="encoder.bn"):
+    with pytest.raises(IncompatibleModuleError, match=r"encoder\.bn"):
         run(model, X, y, trainable=["head"])
 
 
@@ -318,3 +321,18 @@ def test_cuda_record_and_person_level(make_net, make_data) -> None:
     persons = np.repeat(np.arange(100), 2)
     person = run(make_net(), X, y, person_index=persons, device="cuda")
     assert person.unit == "person" and person.device.startswith("cuda")
+
+
+def test_default_prv_accountant_matches_opacus(make_net, make_data) -> None:
+    from opacus.accountants import PRVAccountant
+
+    X, y = make_data(n=200)
+    cfg = PrivacyConfig(epsilon=1.0, epochs=2, batch_size=20)  # accountant="prv" by default
+    result = train_private(make_net(), X, y, config=cfg, random_state=0, progress=False)
+    assert result.noise_multiplier == get_noise_multiplier(
+        target_epsilon=1.0, target_delta=1e-5, sample_rate=0.1, steps=20, accountant="prv"
+    )
+    accountant = PRVAccountant()
+    accountant.history = [(result.noise_multiplier, 0.1, 20)]
+    assert result.epsilon == pytest.approx(accountant.get_epsilon(delta=1e-5))
+    assert result.epsilon <= 1.0 and result.ledger_entry.accountant == "prv"

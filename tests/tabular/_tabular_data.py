@@ -9,6 +9,13 @@ import pandas as pd
 N_NUMERIC = 6
 CATEGORIES = ["a", "b", "c", "d"]
 
+SMALL_PARAMS: dict[str, dict] = {
+    "ft-transformer": {"d_token": 16, "n_layers": 2, "n_heads": 2, "dropout": 0.0},
+    "mlp": {"width": 16, "n_blocks": 2, "dropout": 0.0},
+    "tabnet": {"n_d": 8, "n_a": 8, "n_steps": 2},
+}
+"""Small networks per encoder (dropout off unless a test turns it on)."""
+
 # Fixed "world": the same loadings for every sample, so source and target share structure.
 _WORLD = np.random.default_rng(20240611)
 _LOAD_NUM = _WORLD.normal(size=(3, N_NUMERIC))

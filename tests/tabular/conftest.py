@@ -8,16 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _tabular_data import columns, make_frame
+from _tabular_data import SMALL_PARAMS, columns, make_frame
 
 from tabular import Featurizer
-
-SMALL_PARAMS: dict[str, dict] = {
-    "ft-transformer": {"d_token": 16, "n_layers": 2, "n_heads": 2, "dropout": 0.0},
-    "mlp": {"width": 16, "n_blocks": 2, "dropout": 0.0},
-    "tabnet": {"n_d": 8, "n_a": 8, "n_steps": 2},
-}
-"""Small networks per encoder (dropout off unless a test turns it on)."""
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _tabular_data import CATEGORIES, columns, make_frame
-from conftest import SMALL_PARAMS
+from _tabular_data import CATEGORIES, SMALL_PARAMS, columns, make_frame
 from torch import nn
 
 from tabular import ENCODERS, EncoderClassifier, EncoderError, Featurizer, TabularEncoder
@@ -265,3 +264,25 @@ def test_state_round_trip_of_an_adapted_encoder(featurizer: Featurizer, encoder_
     assert restored.absent_columns_ == DROPPED
     assert restored.featurizer_.vocabularies_["site"] == ["north", "south"]
     assert CATEGORIES == restored.featurizer_.vocabularies_["c0"]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu_and_keeps_rows_independent(
+    featurizer: Featurizer, encoder_name: str
+) -> None:
+    net = _network(featurizer, encoder_name).train()
+    clf = EncoderClassifier(net)
+    X, _ = make_frame(16, seed=12)
+    cpu_inputs = _tensors(featurizer, X)
+    with torch.no_grad():
+        expected = clf(*cpu_inputs)
+    clf.cuda()
+    gpu_inputs = featurizer.transform(X).to_tensors("cuda")
+    with torch.no_grad():
+        out = clf(*gpu_inputs)
+        alone = clf(*(t[:1] for t in gpu_inputs))
+    torch.testing.assert_close(out.cpu(), expected, atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(out[:1], alone, atol=1e-4, rtol=1e-3)
+    clf(*gpu_inputs).sum().backward()
+    assert all(p.grad is not None and p.grad.is_cuda for p in clf.parameters() if p.requires_grad)

@@ -1,0 +1,299 @@
+"""Transfer curves: every method on the same seeded target splits, with confidence intervals."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from graphxfer.cohort import Cohort
+from graphxfer.encoder import Encoder, pretrain
+from graphxfer.evaluate.metrics import METRICS, mean_ci, score_all
+from graphxfer.exceptions import GraphxferError, GraphxferWarning
+
+__all__ = ["BASELINES", "TransferCurve", "transfer_curve"]
+
+BASELINES = ("xgboost", "logistic", "source-only", "zero-shot", "pooled")
+"""Reference methods: target-only XGBoost and logistic regression; XGBoost trained on the
+source only; the pretrained encoder with its source head, not fine-tuned (zero-shot, when
+pretraining was supervised); XGBoost on source + target (the non-private data-sharing
+reference)."""
+
+
+@dataclass
+class TransferCurve:
+    """Result of :func:`transfer_curve`.
+
+    Attributes
+    ----------
+    results : DataFrame
+        One row per method, target size, epsilon and repeat: ``method``, ``n``, ``epsilon``
+        (NaN = not private), ``repeat``, ``auroc``, ``auprc``, ``brier``, ``ece``, ``note``.
+    summary : DataFrame
+        Mean and 95% confidence interval (Student t over repeats) of every metric per method,
+        size and epsilon.
+    """
+
+    results: pd.DataFrame
+    summary: pd.DataFrame = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.summary = summarise(self.results)
+
+    def plot(self, metric: str = "auroc", ax: Any = None) -> Any:
+        """Line plot of ``metric`` against target size, one line per method, with 95% CIs.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(7, 4.5))
+        else:
+            fig = ax.figure
+        s = self.summary
+        for label, part in s.groupby("label", sort=False):
+            part = part.sort_values("n")
+            ax.plot(part["n"], part[f"{metric}_mean"], marker="o", label=label)
+            ax.fill_between(
+                part["n"], part[f"{metric}_ci_low"], part[f"{metric}_ci_high"], alpha=0.15
+            )
+        ax.set_xscale("log")
+        sizes = sorted(s["n"].unique())
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([str(v) for v in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("target training records")
+        ax.set_ylabel(metric.upper())
+        ax.set_title(f"{metric.upper()} against target size (mean, 95% CI)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+        fig.tight_layout()
+        return fig
+
+
+def _label(method: str, epsilon: float) -> str:
+    return method if not np.isfinite(epsilon) else f"{method} (ε={epsilon:g})"
+
+
+def summarise(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% CI per method, size and epsilon."""
+    rows = []
+    keys = ["method", "n", "epsilon"]
+    frame = results.copy()
+    frame["epsilon_key"] = frame["epsilon"].fillna(np.inf)
+    for (method, n, eps), part in frame.groupby(["method", "n", "epsilon_key"], sort=False):
+        row: dict[str, Any] = {"method": method, "n": int(n), "epsilon": eps}
+        row["label"] = _label(str(method), float(eps))
+        row["repeats"] = int(part["auroc"].notna().sum())
+        for metric in METRICS:
+            m, lo, hi = mean_ci(part[metric].to_numpy())
+            row[f"{metric}_mean"], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = m, lo, hi
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["epsilon"] = out["epsilon"].replace(np.inf, np.nan)
+        out = out.sort_values(keys, na_position="first").reset_index(drop=True)
+    return out
+
+
+def _sample_train(pool: Cohort, n: int, rng: np.random.Generator) -> Cohort | None:
+    """``n`` persons of ``pool`` with both outcomes present, or None when impossible."""
+    person = pool.person_index
+    n_persons = int(person.max()) + 1
+    if n > n_persons:
+        return None
+    for _ in range(50):
+        chosen = rng.choice(n_persons, size=n, replace=False)
+        part = pool.subset(np.isin(person, chosen))
+        if len(np.unique(part.y)) == 2:
+            return part
+    return None
+
+
+def transfer_curve(
+    source: Cohort,
+    target: Cohort,
+    *,
+    encoder: Encoder | str = "ft-transformer",
+    pretrain_params: dict[str, Any] | None = None,
+    target_sizes: Sequence[int] = (25, 50, 100),
+    strategies: Sequence[str] = ("linear-probe", "lp-ft"),
+    epsilons: Sequence[float | None] = (None,),
+    baselines: Sequence[str] = ("xgboost", "logistic", "source-only", "pooled"),
+    repeats: int = 20,
+    test_size: float = 0.3,
+    finetune_params: dict[str, Any] | None = None,
+    privacy_params: dict[str, Any] | None = None,
+    random_state: int = 0,
+    progress: bool = True,
+) -> TransferCurve:
+    """Compare transfer strategies and baselines on the same seeded target splits.
+
+    For each repeat the target is split once into a held-out test part and a training pool;
+    for each target size the same ``n`` training persons (both classes present) are given to
+    every method. Metrics are computed on the held-out part.
+
+    Parameters
+    ----------
+    source, target : Cohort
+        The source cohort and the target cohort (with outcomes).
+    encoder : Encoder or str, default="ft-transformer"
+        A pretrained encoder, or the name of one to pretrain on ``source`` once.
+    pretrain_params : dict, optional
+        Options of :func:`graphxfer.pretrain` when ``encoder`` is a name.
+    target_sizes : sequence of int
+        Numbers of target training persons.
+    strategies : sequence of str
+        Fine-tuning strategies of :class:`~graphxfer.TransferClassifier`.
+    epsilons : sequence of float or None
+        ``None`` fine-tunes without privacy; a number with DP at that epsilon. Sizes below
+        the DP minimum give a row with NaN metrics and a ``note``.
+    baselines : sequence of str
+        Any of :data:`BASELINES`.
+    repeats : int, default=20
+    test_size : float, default=0.3
+    finetune_params : dict, optional
+        Extra TransferClassifier options (``epochs``, ``learning_rate``...).
+    privacy_params : dict, optional
+        Extra :class:`privacy.PrivacyConfig` options (``epochs``, ``batch_size``...).
+    random_state : int, default=0
+    progress : bool, default=True
+
+    Returns
+    -------
+    TransferCurve
+    """
+    from tqdm.auto import tqdm
+
+    from graphxfer.transfer import TransferClassifier
+    from privacy import PrivacyConfig, PrivacyError
+
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise GraphxferError(f"unknown baselines {unknown}; choose from {BASELINES}")
+    if repeats < 1:
+        raise GraphxferError(f"repeats={repeats} must be >= 1")
+    if not isinstance(encoder, Encoder):
+        params = {"random_state": random_state, "progress": False, **(pretrain_params or {})}
+        encoder = pretrain(source, encoder, **params)
+    aligned_target, _ = target.align(encoder.schema)
+    names = encoder.schema.feature_names
+    rows: list[dict[str, Any]] = []
+    n_jobs = repeats * len(target_sizes)
+    bar = tqdm(total=n_jobs, desc="transfer curve", disable=not progress)
+    source_models: dict[str, Any] = {}
+    for repeat in range(repeats):
+        seed = random_state + repeat
+        pool, test = aligned_target.split(test_size, random_state=seed)
+        X_test, y_test = test.X[names], test.y
+        rng = np.random.default_rng(seed)
+        for n in target_sizes:
+            train = _sample_train(pool, int(n), rng)
+            if train is None:
+                raise GraphxferError(
+                    f"target size {n} is larger than the training pool ({pool.n_persons} "
+                    f"persons) or cannot hold both outcomes; lower it or test_size"
+                )
+
+            def record(method: str, eps: float | None, p: np.ndarray | None, note: str = "") -> None:
+                scores = (
+                    score_all(y_test, p)
+                    if p is not None
+                    else dict.fromkeys(METRICS, float("nan"))
+                )
+                rows.append({
+                    "method": method,
+                    "n": int(n),
+                    "epsilon": float("nan") if eps is None else float(eps),
+                    "repeat": repeat,
+                    **scores,
+                    "note": note,
+                })  # fmt: skip
+
+            for eps in epsilons:
+                for strategy in strategies:
+                    kwargs = dict(finetune_params or {})
+                    if eps is not None:
+                        pp = {"epochs": 10, "batch_size": max(8, int(n) // 4), **(privacy_params or {})}
+                        kwargs["privacy"] = PrivacyConfig(epsilon=float(eps), **pp)
+                    clf = TransferClassifier(
+                        encoder, strategy=strategy, random_state=seed, **kwargs
+                    )
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore", GraphxferWarning)
+                            clf.fit(train)
+                    except PrivacyError as exc:  # a refused DP run is a result, not a crash
+                        if eps is None:
+                            raise
+                        record(f"transfer:{strategy}", eps, None, note=str(exc).split(";")[0])
+                        continue
+                    record(f"transfer:{strategy}", eps, clf.predict_proba(X_test)[:, 1])
+            X_train, y_train = train.X[names], train.y
+            for b in baselines:
+                p = _baseline_predictions(
+                    b, encoder, source, X_train, y_train, X_test, seed, source_models
+                )
+                if p is None:
+                    record(b, None, None, note="not available for this encoder")
+                else:
+                    record(b, None, p)
+            bar.update(1)
+    bar.close()
+    return TransferCurve(pd.DataFrame(rows))
+
+
+def _baseline_predictions(
+    name: str,
+    encoder: Encoder,
+    source: Cohort,
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    X_test: pd.DataFrame,
+    seed: int,
+    cache: dict[str, Any],
+) -> np.ndarray | None:
+    from graphxfer.transfer import _proba
+    from tabular.baselines import LogisticBaseline, XGBoostBaseline
+
+    names = list(X_train.columns)
+    if name == "xgboost":
+        model = XGBoostBaseline(n_estimators=100, max_depth=3, random_state=seed)
+        return model.fit(X_train, y_train).predict_proba(X_test)[:, 1]
+    if name == "logistic":
+        return LogisticBaseline().fit(X_train, y_train).predict_proba(X_test)[:, 1]
+    if name == "source-only":
+        if "source-only" not in cache:
+            cache["source-only"] = XGBoostBaseline(random_state=0).fit(source.X[names], source.y)
+        return cache["source-only"].predict_proba(X_test)[:, 1]
+    if name == "pooled":
+        X = pd.concat([source.X[names], X_train], ignore_index=True)
+        y = np.concatenate([source.y, y_train])
+        model = XGBoostBaseline(random_state=seed)
+        return model.fit(X, y).predict_proba(X_test)[:, 1]
+    if name == "zero-shot":
+        if "zero-shot" not in cache:
+            inner = getattr(encoder.inner, "source_head_", None)
+            if encoder.kind != "tabular" or inner is None:
+                cache["zero-shot"] = None
+            else:
+                from graphxfer.schema import Column
+
+                cols = [Column.from_dict(c.to_dict()) for c in encoder.schema.features]
+                module, make_inputs, _ = encoder.fine_tunable(cols, random_state=0)
+                cache["zero-shot"] = (module, make_inputs)
+        if cache["zero-shot"] is None:
+            return None
+        module, make_inputs = cache["zero-shot"]
+        return _proba(module, make_inputs(X_test))
+    raise GraphxferError(f"unknown baseline {name!r}")
