@@ -153,7 +153,10 @@ class Encoder:
     @property
     def name(self) -> str:
         """Registry name of the encoder network."""
-        return str(self.inner.encoder_name)
+        name = getattr(self.inner, "encoder_name", None)
+        if name is None:  # a graph encoder names its network
+            name = self.inner.network.name
+        return str(name)
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -198,7 +201,8 @@ class Encoder:
             module = inner.classifier(random_state=random_state)
             return module, _tabular_inputs(inner), inner
         inner = self.inner
-        module = inner.classifier(random_state=random_state)
+        # the graph classifier is initialised from the pretrained GNN alone (no random draws)
+        module = inner.classifier()
         return module, _graph_inputs(inner), inner
 
     # ---------------------------------------------------------------- files

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
 from graphxfer.cohort import AlignmentReport, Cohort
 from graphxfer.encoder import Encoder, load_encoder
@@ -32,6 +35,10 @@ STRATEGIES = ("linear-probe", "full", "partial", "lp-ft")
 
 class TransferCheckSkippedWarning(GraphxferWarning):
     """The negative-transfer check was not run (e.g. under differential privacy)."""
+
+
+class _NotFittedError(NotFittedError, SklearnNotFittedError):
+    """graphxfer's NotFittedError that sklearn's tools (``check_is_fitted`` users) recognise."""
 
 
 class TransferClassifier(ClassifierMixin, BaseEstimator):
@@ -332,7 +339,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
         import privacy as dp
 
-        module, make_inputs, inner = encoder.fine_tunable(columns, random_state=random_state)
+        # new target-only column parameters and dropout draw from torch's global generators:
+        # fork them, seeded from random_state, so that a fit is reproducible (and global state
+        # is left as it was)
+        with _torch_seeded(random_state):
+            module, make_inputs, inner = encoder.fine_tunable(columns, random_state=random_state)
         adapted = Encoder(
             inner,
             schema=encoder.schema,
@@ -351,25 +362,26 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             "device": self.device,
             "progress": progress,
         }
-        if self.privacy is not None:
-            person_index = aligned.person_index if aligned.n_persons < len(aligned) else None
-            result = dp.fine_tune(
-                module,
-                inputs,
-                y,
-                config=self.privacy,
-                person_index=person_index,
-                ledger=dp.PrivacyLedger(),
-                data_id=f"target:{aligned.name or 'cohort'}",
-                **common,
-            )
-        else:
-            config = dp.TrainConfig(
-                epochs=int(self.epochs),
-                batch_size=int(self.batch_size),
-                learning_rate=float(self.learning_rate),
-            )
-            result = dp.fine_tune(module, inputs, y, train_config=config, **common)
+        with _torch_seeded(random_state):
+            if self.privacy is not None:
+                person_index = aligned.person_index if aligned.n_persons < len(aligned) else None
+                result = dp.fine_tune(
+                    module,
+                    inputs,
+                    y,
+                    config=self.privacy,
+                    person_index=person_index,
+                    ledger=dp.PrivacyLedger(),
+                    data_id=f"target:{aligned.name or 'cohort'}",
+                    **common,
+                )
+            else:
+                config = dp.TrainConfig(
+                    epochs=int(self.epochs),
+                    batch_size=int(self.batch_size),
+                    learning_rate=float(self.learning_rate),
+                )
+                result = dp.fine_tune(module, inputs, y, train_config=config, **common)
         module.eval()
         return adapted, module, make_inputs, result
 
@@ -441,10 +453,16 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             return LogisticBaseline()
         return XGBoostBaseline(n_estimators=100, max_depth=3, random_state=seed)
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # one outcome, 0/1
+        tags.input_tags.allow_nan = True  # missing values are encoded, not imputed
+        return tags
+
     # ------------------------------------------------------------------ predict
     def _check_fitted(self) -> None:
         if not hasattr(self, "module_"):
-            raise NotFittedError(
+            raise _NotFittedError(
                 "this TransferClassifier is not fitted yet; call fit(target_cohort) first"
             )
 
@@ -489,6 +507,91 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         """Log-odds of the positive class."""
         p = np.clip(self.predict_proba(X)[:, 1], 1e-12, 1 - 1e-12)
         return np.log(p / (1 - p))
+
+    # ------------------------------------------------------------------ measurements
+    def add_metrics(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        on: str = "held-out",
+        n_boot: int = 500,
+        random_state: int | None = 0,
+    ) -> list[dict[str, Any]]:
+        """Measure AUROC, AUPRC, Brier score and ECE (95% bootstrap CIs) and keep them.
+
+        The results are appended to ``metrics_`` and appear in :meth:`model_card` and
+        reports. Metrics on held-out target records are not covered by the DP guarantee of
+        fine-tuning (which protects the training records); they are marked ``private=False``.
+
+        Parameters
+        ----------
+        X : Cohort, DataFrame or array
+            Records with outcomes.
+        y : array-like, optional
+            Outcomes when ``X`` is not a Cohort.
+        on : str, default="held-out"
+            What the records are (``"held-out"``, ``"training"``, ``"external"``...).
+        n_boot : int, default=500
+        random_state : int or None, default=0
+
+        Returns
+        -------
+        list of dict
+            ``{name, value, ci_low, ci_high, on, n, private}`` per metric.
+        """
+        from graphxfer.evaluate.metrics import METRICS, bootstrap_ci
+
+        self._check_fitted()
+        cohort = self._to_cohort(X, y, self.encoder_, need_target=True)
+        p = self.predict_proba(cohort)[:, 1]
+        out = []
+        for name in METRICS:
+            value, lo, hi = bootstrap_ci(
+                cohort.y, p, name, n_boot=n_boot, random_state=random_state
+            )
+            out.append({
+                "name": name, "value": value, "ci_low": lo, "ci_high": hi,
+                "on": on, "n": len(cohort), "private": False,
+            })  # fmt: skip
+        self.metrics_ = [*getattr(self, "metrics_", []), *out]
+        return out
+
+    def audit(self, members: Any, nonmembers: Any, *, confidence: float = 0.95) -> dict[str, Any]:
+        """Empirical membership-inference audit of this model, kept in ``audit_``.
+
+        A loss-threshold attack tries to tell the training records (``members``) from
+        records of the same population never trained on (``nonmembers``). It reports the
+        attack's AUROC and an epsilon lower bound (Clopper-Pearson, ``confidence``); a DP
+        model passes when the bound does not exceed its epsilon. The audit reads the private
+        training records, so its result is not covered by the DP guarantee.
+
+        Returns
+        -------
+        dict
+            :class:`privacy.AuditResult` fields.
+        """
+        from privacy import membership_inference_audit
+
+        self._check_fitted()
+        mem = self._to_cohort(members, None, self.encoder_, need_target=True)
+        non = self._to_cohort(nonmembers, None, self.encoder_, need_target=True)
+        claimed = None
+        delta = 0.0
+        if self.privacy is not None and self.ledger_ is not None:
+            total = self.ledger_.total_spent()
+            claimed, delta = float(total.epsilon), float(total.delta)
+        result = membership_inference_audit(
+            self.predict_proba(mem)[:, 1],
+            mem.y,
+            self.predict_proba(non)[:, 1],
+            non.y,
+            claimed_epsilon=claimed,
+            delta=delta,
+            confidence=confidence,
+        )
+        self.audit_ = result.to_dict()
+        return self.audit_
 
     # ------------------------------------------------------------------ model card
     def model_card(self) -> dict[str, Any]:
@@ -570,6 +673,25 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             "fallback": fallback,
         }
         return write_model_file(path, tensors, meta, kind="model", extra_files=extra)
+
+
+@contextlib.contextmanager
+def _torch_seeded(random_state: int | None) -> Iterator[None]:
+    """Run the block with torch's global generators forked and seeded from ``random_state``.
+
+    Nothing is seeded when ``random_state`` is None; the caller's generators are restored
+    afterwards either way.
+    """
+    if random_state is None:
+        yield
+        return
+    import torch
+
+    seed = int(np.random.default_rng(random_state).integers(0, 2**63 - 1))
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def _proba(module: Any, inputs: tuple[Any, ...], batch_size: int = 4096) -> np.ndarray:

@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
+from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any
 
 from privacy.exceptions import BudgetExceededError, LedgerFormatError, PrivacyConfigError
@@ -102,14 +103,14 @@ class LedgerEntry:
             if not isinstance(getattr(self, name), str):
                 raise _bad(name, getattr(self, name), "must be a string")
         eps = self.epsilon
-        if isinstance(eps, bool) or not isinstance(eps, int | float) or not eps >= 0:
+        if isinstance(eps, bool) or not isinstance(eps, Real) or not eps >= 0:
             raise _bad("epsilon", eps, "must be a number >= 0")
         if not math.isfinite(eps):
             raise _bad("epsilon", eps, "must be finite")
         dlt = self.delta
-        if isinstance(dlt, bool) or not isinstance(dlt, int | float) or not 0 <= dlt < 1:
+        if isinstance(dlt, bool) or not isinstance(dlt, Real) or not 0 <= dlt < 1:
             raise _bad("delta", dlt, "must be a number in [0, 1)")
-        if isinstance(self.n_records, bool) or not isinstance(self.n_records, int):
+        if isinstance(self.n_records, bool) or not isinstance(self.n_records, Integral):
             raise _bad("n_records", self.n_records, "must be an integer")
         if self.unit not in ("record", "person"):
             raise _bad("unit", self.unit, "must be 'record' or 'person'")
@@ -119,12 +120,18 @@ class LedgerEntry:
                 raise _bad("noise_multiplier", sigma, f"must be > 0 for {self.mechanism!r}")
             if q is None or not 0 < q <= 1:
                 raise _bad("sample_rate", q, f"must be in (0, 1] for {self.mechanism!r}")
-            if steps is None or isinstance(steps, bool) or not isinstance(steps, int):
+            if steps is None or isinstance(steps, bool) or not isinstance(steps, Integral):
                 raise _bad("steps", steps, f"must be an integer for {self.mechanism!r}")
             if steps < 0:
                 raise _bad("steps", steps, "must be >= 0")
         object.__setattr__(self, "epsilon", float(eps))
         object.__setattr__(self, "delta", float(dlt))
+        object.__setattr__(self, "n_records", int(self.n_records))
+        for name in ("noise_multiplier", "sample_rate", "max_grad_norm"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, float(getattr(self, name)))
+        if self.steps is not None:
+            object.__setattr__(self, "steps", int(self.steps))
 
     @property
     def accountable(self) -> bool:

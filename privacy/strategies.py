@@ -23,7 +23,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from privacy.config import PrivacyConfig, TrainConfig
 from privacy.exceptions import PrivacyConfigError, RegistryError, StrategyError
@@ -52,7 +52,6 @@ __all__ = [
 ]
 
 
-@runtime_checkable
 class FineTunable(Protocol):
     """What a model must expose to be fine-tuned by a named strategy.
 
@@ -64,7 +63,10 @@ class FineTunable(Protocol):
         The encoder's blocks in forward order (an ``nn.ModuleList`` or a list of registered
         sub-modules); ``blocks[-1]`` is the block closest to the head.
 
-    The model itself is called as ``model(*inputs)`` and returns the head's output.
+    The model itself is called as ``model(*inputs)`` and returns the head's output. The
+    protocol is for type checkers; at run time the strategies check the two attributes and
+    say what is missing (``isinstance`` cannot see sub-modules, which ``nn.Module`` keeps in
+    ``_modules``).
     """
 
     head: nn.Module

@@ -32,7 +32,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -152,7 +152,8 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serializable summary (the ledger itself is left out; see ``ledger_entry``)."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("ledger", "ledger_entry")}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        del out["ledger"]
         out["history"] = [dict(h) for h in self.history]
         out["trainable"] = list(self.trainable)
         out["ledger_entry"] = None if self.ledger_entry is None else self.ledger_entry.to_dict()
@@ -341,6 +342,8 @@ def _plan(data: RowData, phases: Sequence[Phase], config: PrivacyConfig) -> _Pla
             f"(e.g. {max(1, n // 4)})."
         )
     delta = config.resolve_delta(n)
+    if config.secure_mode:
+        _secure_generator()  # fail early, with the fix, when torchcsprng is missing
     if data.groups is not None:
         if config.grad_sample_mode == "ghost":
             raise PrivacyConfigError(
@@ -410,8 +413,6 @@ def _train_records(
     from opacus.utils.batch_memory_manager import BatchMemoryManager
     from torch.utils.data import DataLoader
 
-    if config.secure_mode:
-        _secure_generator()  # clear error when torchcsprng is missing
     engine = PrivacyEngine(accountant=config.accountant, secure_mode=config.secure_mode)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = _make_optimizer(config.optimizer, params, config.learning_rate)
@@ -550,10 +551,15 @@ def _train_persons(
                 rows_seen += len(rows)
                 gsm.zero_grad(set_to_none=True)
             for p, s in zip(params, summed):
+                # The secure generator lives on the CPU: draw there and move the noise.
+                reference = s.cpu() if config.secure_mode else s
                 noise = _generate_noise(
-                    std=std, reference=s, generator=noise_gen, secure_mode=config.secure_mode
+                    std=std,
+                    reference=reference,
+                    generator=noise_gen,
+                    secure_mode=config.secure_mode,
                 )
-                p.grad = (s + noise) / config.batch_size
+                p.grad = (s + noise.to(s.device)) / config.batch_size
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if (step + 1) % per_epoch == 0 or step + 1 == phase_steps:

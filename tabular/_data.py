@@ -6,7 +6,7 @@ Everything here accepts duck-typed inputs: a plain data frame, or a cohort-like 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,14 @@ import pandas as pd
 
 from tabular.exceptions import TabularError
 
-__all__ = ["as_frame", "column_dict", "infer_column", "outcome", "resolve_columns"]
+__all__ = [
+    "as_frame",
+    "column_dict",
+    "infer_column",
+    "outcome",
+    "resolve_columns",
+    "schema_features",
+]
 
 _COLUMN_KEYS = ("name", "kind", "lower", "upper", "categories", "levels")
 
@@ -109,8 +116,3 @@ def resolve_columns(
     if not out:
         raise TabularError("columns is empty: give at least one feature column")
     return out
-
-
-def names_of(columns: Sequence[dict[str, Any]]) -> list[str]:
-    """The ``name`` of each column dict."""
-    return [c["name"] for c in columns]

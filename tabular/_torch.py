@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import torch
@@ -14,7 +13,6 @@ import torch
 from tabular.exceptions import TabularError
 
 __all__ = [
-    "as_json_scalar",
     "column_key",
     "iter_batches",
     "resolve_device",
@@ -84,10 +82,3 @@ def iter_batches(
 def state_to_cpu(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached, contiguous CPU copy of ``module.state_dict()`` (safe to keep or to save)."""
     return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
-
-
-def as_json_scalar(value: Any) -> Any:
-    """Plain Python numbers for JSON (numpy scalars become ``int``/``float``)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -462,24 +462,30 @@ class Featurizer:
 
 
 def _labels(col: pd.Series, spec: _Spec) -> pd.Series:
-    """Canonical string labels of a categorical/binary column (NaN stays NaN)."""
+    """Canonical string labels of a categorical/binary column (NaN stays NaN).
+
+    Each distinct value is converted once (a hash pass over the rows), not once per row.
+    """
     if spec.kind == "binary":
-        values = pd.to_numeric(col, errors="coerce")
-        return values.map(lambda v: np.nan if pd.isna(v) else str(int(v))).astype(object)
-    return col.map(lambda v: np.nan if pd.isna(v) else _label(v)).astype(object)
+        col = pd.to_numeric(col, errors="coerce")
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    table = np.empty(len(uniques) + 1, dtype=object)
+    table[:-1] = [_label(u) for u in uniques]
+    table[-1] = np.nan
+    return pd.Series(table[codes], index=col.index, dtype=object)
 
 
 def _label(value: Any) -> str:
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
     if isinstance(value, (bool, np.bool_)):
         return "1" if value else "0"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
     return str(value)
 
 
 def _ordinal_index(col: pd.Series, spec: _Spec) -> np.ndarray:
     levels = spec.vocabulary or []
-    labels = col.map(lambda v: np.nan if pd.isna(v) else _label(v))
+    labels = _labels(col, spec)
     codes = pd.Index(levels, dtype=object).get_indexer(labels.to_numpy(dtype=object))
     codes = codes.astype(np.float64)
     codes[codes < 0] = np.nan

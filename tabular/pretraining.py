@@ -115,9 +115,11 @@ def pretrain(
     (3, 16)
     """
     _check_options(epochs, batch_size, lr, weight_decay, validation_fraction, patience)
-    if encoder not in ENCODERS:
-        ENCODERS.get(encoder)  # raises with the list of names
+    network_cls = ENCODERS.get(encoder)  # an unknown name raises with the list of names
+    if not (isinstance(network_cls, type) and issubclass(network_cls, EncoderNetwork)):
+        raise PretrainingError(f"{encoder!r} is not a tabular encoder network")
     objective_cls = OBJECTIVES.get(objective)
+    dev = resolve_device(device)
     X = as_frame(data, what="data")
     cols = resolve_columns(data, X, columns)
     if len(X) < _MIN_ROWS:
@@ -132,7 +134,6 @@ def pretrain(
     if target is not None:
         tensors = (*tensors, torch.as_tensor(target, dtype=torch.float32))
 
-    dev = resolve_device(device)
     seed = seed_from(random_state)
     generator = torch.Generator().manual_seed(seed)
     n = len(X)
@@ -143,9 +144,6 @@ def pretrain(
     val_idx, train_idx = perm[:n_val], perm[n_val:]
 
     with seeded(seed, dev):
-        network_cls = ENCODERS.get(encoder)
-        if not (isinstance(network_cls, type) and issubclass(network_cls, EncoderNetwork)):
-            raise PretrainingError(f"{encoder!r} is not a tabular encoder network")
         network = network_cls.from_featurizer(featurizer, **(encoder_params or {}))
         obj = make_objective(
             objective, network, featurizer, mask_rate=mask_rate, params=objective_params

@@ -41,8 +41,8 @@ def model_columns(model: Any, data: Any) -> list[Column]:
     """The model's input columns, with their kinds and vocabularies where the model states them.
 
     In order of preference: ``model.feature_schema_`` (a Schema or a list of Columns),
-    ``model.feature_names_in_`` (kinds inferred from the data), the feature columns of ``data``
-    when it is a Cohort, or every column of a DataFrame.
+    ``model.feature_names_in_`` (kinds from the schema of ``data`` when it is a Cohort, else
+    inferred from the values), the feature columns of a Cohort, or every column of a DataFrame.
     """
     schema = getattr(model, "feature_schema_", None)
     if schema is not None:
@@ -63,7 +63,8 @@ def model_columns(model: Any, data: Any) -> list[Column]:
     if names is not None:
         names = [str(n) for n in names]
         require_columns(frame, names)
-        return [_infer_column(frame[n], n) for n in names]
+        known = {c.name: c for c in data.schema.features} if isinstance(data, Cohort) else {}
+        return [known[n] if n in known else _infer_column(frame[n], n) for n in names]
     if isinstance(data, Cohort):
         return data.schema.features
     return [_infer_column(frame[n], str(n)) for n in frame.columns]

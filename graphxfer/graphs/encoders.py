@@ -53,11 +53,25 @@ __all__ = [
     "GraphConvBlock",
     "GraphSAGEEncoder",
     "MeanField",
+    "graph_encoder_class",
     "make_activation",
 ]
 
 ACTIVATIONS = ("relu", "elu", "gelu")
 E = TypeVar("E", bound="GNNEncoder")
+
+
+def graph_encoder_class(name: str) -> type[GNNEncoder]:
+    """The graph encoder network registered in :data:`tabular.registry.ENCODERS` as ``name``."""
+    found = ENCODERS.get(name) if name in ENCODERS else None
+    if found is None or not _is_graph_encoder(found):
+        names = [n for n in ENCODERS if _is_graph_encoder(ENCODERS.get(n))]
+        raise GraphError(f"{name!r} is not a graph encoder; choose one of {names}")
+    return found
+
+
+def _is_graph_encoder(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, GNNEncoder)
 
 
 def make_activation(name: str) -> nn.Module:
@@ -318,9 +332,7 @@ class GNNEncoder(nn.Module):
         name = params.pop("name", cls.name)
         target: type[Any] = cls
         if not cls.name:
-            target = ENCODERS.get(name)
-            if not (isinstance(target, type) and issubclass(target, GNNEncoder)):
-                raise GraphError(f"encoder {name!r} is not a graph encoder")
+            target = graph_encoder_class(name)
         elif name != cls.name:
             raise GraphError(f"config describes encoder {name!r}, not {cls.name!r}")
         try:

@@ -136,11 +136,15 @@ def _smallest_k(values: torch.Tensor, k: int) -> torch.Tensor:
     the selection is a deterministic function of each row alone.
     """
     threshold = torch.topk(values, k, dim=1, largest=False).values[:, -1:]
-    below = values < threshold
-    tied = values == threshold
-    room = k - below.sum(dim=1, keepdim=True)
-    chosen = below | (tied & (torch.cumsum(tied, dim=1) <= room))
-    return torch.nonzero(chosen)[:, 1].reshape(values.shape[0], k)
+    rows, cols = torch.nonzero(values <= threshold, as_tuple=True)  # row-major: columns ascend
+    picked = values[rows, cols]
+    tied = picked == threshold[rows, 0]
+    below_count = torch.bincount(rows[~tied], minlength=values.shape[0])
+    counts = torch.bincount(rows, minlength=values.shape[0])
+    tied_rank = torch.cumsum(tied.long(), 0)
+    tied_before_row = (tied_rank - tied.long())[torch.cumsum(counts, 0) - counts][rows]
+    keep = ~tied | (tied_rank - tied_before_row <= (k - below_count)[rows])
+    return cols[keep].reshape(values.shape[0], k)
 
 
 def _canonical_order(idx: torch.Tensor, dist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -312,7 +316,7 @@ class KNNIndex:
         dist = np.empty((arr.shape[0], k), dtype=np.float32)
         # One query per call: pynndescent's batched search shares a random stream across rows.
         for i in range(arr.shape[0]):
-            row_idx, row_dist = self._nnd.query(arr[i : i + 1], k=k, epsilon=0.2)
+            row_idx, row_dist = self._nnd.query(arr[i : i + 1], k=k, epsilon=0.3)
             idx[i], dist[i] = row_idx[0], row_dist[0]
         out_i, out_d = torch.from_numpy(idx), torch.from_numpy(dist)
         bad = (out_i < 0).any(dim=1)

@@ -43,13 +43,12 @@ from graphxfer.graphs._utils import (
     resolve_device,
     seed_from,
 )
-from graphxfer.graphs.encoders import GNNEncoder
+from graphxfer.graphs.encoders import GNNEncoder, graph_encoder_class
 from graphxfer.graphs.features import DenseFeatures
 from graphxfer.graphs.graph_encoder import GraphEncoder
 from graphxfer.graphs.knn import KNN_METHODS, KNNIndex, neighbors_to_edge_index
 from graphxfer.graphs.sampling import NeighborTable, iter_subgraphs
 from graphxfer.graphs.validate import validate_graph
-from tabular.registry import ENCODERS
 
 __all__ = ["OBJECTIVES", "pretrain_graph"]
 
@@ -322,9 +321,7 @@ def pretrain_graph(
     """
     from tqdm.auto import tqdm
 
-    encoder_cls = ENCODERS.get(encoder)
-    if not (isinstance(encoder_cls, type) and issubclass(encoder_cls, GNNEncoder)):
-        raise GraphError(f"encoder={encoder!r} is not a graph encoder; use graphsage, gat or gin")
+    encoder_cls = graph_encoder_class(encoder)
     check_choice(objective, "objective", OBJECTIVES)
     check_choice(knn_method, "knn_method", KNN_METHODS)
     k = check_positive_int(k, "k")

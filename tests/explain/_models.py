@@ -86,7 +86,7 @@ class SklearnModel:
         self.pipeline_ = make_pipeline(prep, LogisticRegression(max_iter=500))
         self.pipeline_.fit(cohort.X, cohort.y)
         if background:
-            self.background_ = cohort.X.sample(min(100, len(cohort)), random_state=0)
+            self.background_ = cohort.X.sample(min(50, len(cohort)), random_state=0)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         X = frame_of(X)
@@ -135,7 +135,7 @@ class TorchModel:
             loss.backward()
             opt.step()
         self.module_.eval()
-        self.background_ = X.sample(min(100, len(X)), random_state=1)
+        self.background_ = X.sample(min(50, len(X)), random_state=1)
 
     def encode(self, X: pd.DataFrame) -> Any:
         import torch
@@ -181,7 +181,7 @@ class XGBoostModel:
             n_jobs=1,
         )
         self.model_.fit(self._frame(cohort.X), cohort.y)
-        self.background_ = cohort.X.sample(min(100, len(cohort)), random_state=2)
+        self.background_ = cohort.X.sample(min(50, len(cohort)), random_state=2)
 
     def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
         out = {}

@@ -29,7 +29,7 @@ def _baselines(cohort: Cohort) -> dict[str, Any]:
     xgb.fit(cohort.X, cohort.y)
     logistic = LogisticBaseline().fit(cohort.X, cohort.y)
     for model in (xgb, logistic):
-        model.background_ = cohort.X.sample(80, random_state=3)
+        model.background_ = cohort.X.sample(50, random_state=3)
     return {"xgboost_baseline": xgb, "logistic_baseline": logistic}
 
 

@@ -13,6 +13,10 @@ from graphxfer.explain._model import to_scale
 from graphxfer.explain._xgboost import find_booster
 from graphxfer.explain.explain import explain_details
 
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:The set_.* function will be deprecated:PendingDeprecationWarning"
+)
+
 TOL = 1e-6
 
 # (model kind, method) pairs; "tree" applies to XGBoost models, "deep" to the torch model.
@@ -39,7 +43,7 @@ def assert_additive(explanation: Any, output: np.ndarray, tol: float) -> None:
 @pytest.mark.parametrize(("kind", "method"), CASES)
 def test_additive_on_the_stated_scale(models, small_cohort, kind, method):
     model = models[kind]
-    X = small_cohort.X.iloc[:25]
+    X = small_cohort.X.iloc[:15]
     links = ("logit",) if method == "tree" else ("identity", "logit")
     for link in links:
         explanation, info = explain_details(

@@ -5,11 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from graphxfer import Cohort, Schema
 from graphxfer.graphs import GraphEncoder, pretrain_graph
 
 KINDS = ("graphsage", "gat", "gin")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The graphs here are tiny: one intra-op thread avoids oversubscribing shared CI cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def make_records(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:

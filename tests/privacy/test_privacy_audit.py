@@ -102,12 +102,15 @@ def test_dp_model_leaks_less_than_an_overfitted_one(make_net, make_data) -> None
         config=TrainConfig(epochs=150, batch_size=50, learning_rate=1e-2),
         random_state=0,
         progress=False,
+        device="cpu",
     )
     plain = membership_inference_audit(proba(overfit, X_in), y_in, proba(overfit, X_out), y_out)
 
     private = make_net(hidden=64)
     cfg = PrivacyConfig(epsilon=1.0, epochs=5, batch_size=20, accountant="rdp", learning_rate=1e-2)
-    run = train_private(private, X_in, y_in, config=cfg, random_state=0, progress=False)
+    run = train_private(
+        private, X_in, y_in, config=cfg, random_state=0, progress=False, device="cpu"
+    )
     dp = membership_inference_audit(
         proba(private, X_in),
         y_in,
@@ -121,3 +124,49 @@ def test_dp_model_leaks_less_than_an_overfitted_one(make_net, make_data) -> None
     assert plain.attack_auc > dp.attack_auc + 0.1
     assert plain.eps_lower_bound > run.epsilon  # the plain model provably leaks more
     assert dp.eps_lower_bound <= run.epsilon and dp.passed
+
+
+@pytest.mark.slow
+def test_canaries_with_real_training(make_net, make_data) -> None:
+    """Canary audit through train_fn: the plain MLP memorizes canaries, the DP one does not."""
+    X, y = make_data(n=600, d=8, seed=5)
+
+    def fit(private: bool):
+        def train_fn(X_train, y_train):
+            model = make_net(hidden=64)
+            if private:
+                cfg = PrivacyConfig(
+                    epsilon=1.0, epochs=5, batch_size=25, accountant="rdp", learning_rate=1e-2
+                )
+                train_private(
+                    model,
+                    X_train,
+                    y_train,
+                    config=cfg,
+                    random_state=0,
+                    progress=False,
+                    device="cpu",
+                )
+            else:
+                train_non_private(
+                    model,
+                    X_train,
+                    y_train,
+                    config=TrainConfig(epochs=200, batch_size=50, learning_rate=1e-2),
+                    random_state=0,
+                    progress=False,
+                    device="cpu",
+                )
+
+            def predict(X_new):
+                with torch.no_grad():
+                    return torch.sigmoid(model(X_new)).squeeze(1).numpy()
+
+            return predict
+
+        return train_fn
+
+    plain = canary_audit(fit(False), X, y, n_canaries=50, random_state=0)
+    private = canary_audit(fit(True), X, y, n_canaries=50, claimed_epsilon=1.0, random_state=0)
+    assert plain.attack_auc > 0.8 and plain.attack_auc > private.attack_auc + 0.2
+    assert private.passed

@@ -107,7 +107,14 @@ def test_training_clips_whole_persons_and_epsilon_matches_the_accountant(
     monkeypatch.setattr(training, "clip_and_sum_per_person", spy)
     cfg = PrivacyConfig(epsilon=1.0, max_physical_batch_size=7, **CFG)
     result = train_private(
-        make_net(), X, y, config=cfg, person_index=persons, random_state=0, progress=False
+        make_net(),
+        X,
+        y,
+        config=cfg,
+        person_index=persons,
+        random_state=0,
+        progress=False,
+        device="cpu",
     )
     assert seen
     for person_ids, n, _ in seen:
@@ -141,6 +148,7 @@ def test_persons_not_rows_are_counted_for_the_minimum(make_net, make_data) -> No
             config=PrivacyConfig(epsilon=1.0, **CFG),
             person_index=persons,
             progress=False,
+            device="cpu",
         )
 
 
@@ -149,7 +157,13 @@ def test_ghost_clipping_cannot_group_rows(make_net, make_data) -> None:
     cfg = PrivacyConfig(epsilon=1.0, grad_sample_mode="ghost", **CFG)
     with pytest.raises(PrivacyConfigError, match="ghost"):
         train_private(
-            make_net(), X, y, config=cfg, person_index=np.arange(200) // 2, progress=False
+            make_net(),
+            X,
+            y,
+            config=cfg,
+            person_index=np.arange(200) // 2,
+            progress=False,
+            device="cpu",
         )
 
 
@@ -164,6 +178,7 @@ def test_distinct_person_ids_use_the_record_level_path(make_net, make_data) -> N
         person_index=ids,
         random_state=0,
         progress=False,
+        device="cpu",
     )
     assert result.unit == "record" and result.ledger_entry.mechanism == "dp-sgd"
 
@@ -180,5 +195,6 @@ def test_other_grad_sample_modes_work_per_person(make_net, make_data, mode) -> N
         person_index=np.arange(200) // 2,
         random_state=0,
         progress=False,
+        device="cpu",
     )
     assert result.unit == "person" and np.isfinite(result.history[-1]["loss"])

@@ -51,7 +51,11 @@ def test_registry_lists_the_strategies_and_refuses_duplicates() -> None:
 
 
 def test_model_protocol(make_net) -> None:
-    assert isinstance(make_net(), FineTunable)
+    model: FineTunable = make_net()  # TinyNet satisfies the protocol (checked by mypy)
+    assert [ph.name for ph in get_strategy("lp-ft").phases(model, epochs=2)] == [
+        "linear-probe",
+        "full",
+    ]
     with pytest.raises(StrategyError, match="FineTunable"):
         get_strategy("linear-probe").phases(nn.Linear(3, 1), epochs=2)
     with pytest.raises(StrategyError, match="blocks"):
@@ -70,6 +74,7 @@ def test_private_linear_probe_changes_only_the_head(make_net, make_data, snapsho
         config=PrivacyConfig(epsilon=1.0, **CFG),
         random_state=0,
         progress=False,
+        device="cpu",
     )
     assert changed(before, net) == {"head.weight", "head.bias"}
     assert all(p.requires_grad for p in net.parameters())
@@ -90,6 +95,7 @@ def test_partial_trains_the_last_blocks_and_the_head(make_net, make_data, snapsh
         train_config=TrainConfig(epochs=1),
         random_state=0,
         progress=False,
+        device="cpu",
     )
     assert changed(before, net) == {
         f"{prefix}.{kind}"
@@ -104,7 +110,7 @@ def test_full_trains_everything_without_privacy(make_net, make_data, snapshot) -
     X, y = make_data(n=100)
     net = make_net()
     before = snapshot(net)
-    result = fine_tune(net, X, y, strategy="full", random_state=0, progress=False)
+    result = fine_tune(net, X, y, strategy="full", random_state=0, progress=False, device="cpu")
     assert changed(before, net) == set(before)
     assert not result.private and result.ledger is None and result.epsilon is None
     assert result.history[-1]["loss"] < result.history[0]["loss"]
@@ -117,7 +123,15 @@ def test_lp_ft_shares_one_budget(make_net, make_data, snapshot) -> None:
     before = snapshot(net)
     cfg = PrivacyConfig(epsilon=eps, **{**CFG, "epochs": 4})
     result = fine_tune(
-        net, X, y, strategy="lp-ft", config=cfg, data_id="site-A", random_state=0, progress=False
+        net,
+        X,
+        y,
+        strategy="lp-ft",
+        config=cfg,
+        data_id="site-A",
+        random_state=0,
+        progress=False,
+        device="cpu",
     )
     lp, ft = result.phases
     assert (lp.trainable, len(ft.trainable)) == (("head.bias", "head.weight"), len(before))
@@ -144,7 +158,13 @@ def test_lp_ft_needs_two_epochs_and_configs_are_exclusive(make_net, make_data) -
     X, y = make_data(n=100)
     with pytest.raises(StrategyError, match="at least 2 epochs"):
         fine_tune(
-            make_net(), X, y, strategy="lp-ft", train_config=TrainConfig(epochs=1), progress=False
+            make_net(),
+            X,
+            y,
+            strategy="lp-ft",
+            train_config=TrainConfig(epochs=1),
+            progress=False,
+            device="cpu",
         )
     with pytest.raises(PrivacyConfigError, match="either config"):
         fine_tune(
@@ -154,4 +174,5 @@ def test_lp_ft_needs_two_epochs_and_configs_are_exclusive(make_net, make_data) -
             config=PrivacyConfig(epsilon=1.0),
             train_config=TrainConfig(),
             progress=False,
+            device="cpu",
         )

@@ -40,6 +40,7 @@ FAST = {"accountant": "rdp", "epochs": 2, "batch_size": 10, "learning_rate": 0.0
 
 def run(model, X, y, **kwargs):
     cfg = PrivacyConfig(epsilon=kwargs.pop("epsilon", 1.0), **{**FAST, **kwargs.pop("cfg", {})})
+    kwargs.setdefault("device", "cpu")  # the CUDA path has its own test
     return train_private(model, X, y, config=cfg, random_state=0, progress=False, **kwargs)
 
 
@@ -249,9 +250,9 @@ def test_same_random_state_same_model_and_global_rng_untouched(make_net, make_da
     state = torch.get_rng_state()
     a, b, c = make_net(), make_net(), make_net()
     cfg = PrivacyConfig(epsilon=1.0, **FAST)
-    train_private(a, X, y, config=cfg, random_state=7, progress=False)
-    train_private(b, X, y, config=cfg, random_state=7, progress=False)
-    train_private(c, X, y, config=cfg, random_state=8, progress=False)
+    train_private(a, X, y, config=cfg, random_state=7, progress=False, device="cpu")
+    train_private(b, X, y, config=cfg, random_state=7, progress=False, device="cpu")
+    train_private(c, X, y, config=cfg, random_state=8, progress=False, device="cpu")
     assert torch.equal(torch.get_rng_state(), state)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
@@ -302,7 +303,7 @@ def test_secure_mode_needs_torchcsprng(make_net, make_data) -> None:
 
 def test_non_private_training_learns_and_records_nothing(make_net, make_data) -> None:
     X, y = make_data(n=200)
-    result = train_non_private(make_net(), X, y, random_state=0, progress=False)
+    result = train_non_private(make_net(), X, y, random_state=0, progress=False, device="cpu")
     assert not result.private and result.ledger_entry is None and result.epsilon is None
     assert result.history[-1]["loss"] < result.history[0]["loss"]
 
@@ -328,7 +329,9 @@ def test_default_prv_accountant_matches_opacus(make_net, make_data) -> None:
 
     X, y = make_data(n=200)
     cfg = PrivacyConfig(epsilon=1.0, epochs=2, batch_size=20)  # accountant="prv" by default
-    result = train_private(make_net(), X, y, config=cfg, random_state=0, progress=False)
+    result = train_private(
+        make_net(), X, y, config=cfg, random_state=0, progress=False, device="cpu"
+    )
     assert result.noise_multiplier == get_noise_multiplier(
         target_epsilon=1.0, target_delta=1e-5, sample_rate=0.1, steps=20, accountant="prv"
     )
