@@ -204,6 +204,13 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         if isinstance(X, pd.DataFrame):
             frame = X.copy()
         else:
+            from scipy import sparse
+
+            if sparse.issparse(X):  # np.asarray would make a 0-d object array of it
+                raise GraphxferError(
+                    "sparse input is not supported: pass a dense array or a DataFrame "
+                    "(e.g. X.toarray())"
+                )
             arr = np.asarray(X)
             if arr.ndim != 2:
                 raise GraphxferError(f"X must be 2-D, got an array of shape {arr.shape}")

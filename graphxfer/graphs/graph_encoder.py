@@ -102,7 +102,7 @@ class GraphEncoder:
         self.network = network.cpu().eval()
         for param in self.network.parameters():
             param.requires_grad_(False)
-        self.source_x = as_float_tensor(source_x, name="source features")
+        self.source_x = as_float_tensor(source_x, name="source features").clone()
         n = self.source_x.shape[0]
         if self.source_x.shape[1] != network.in_channels:
             raise GraphError(

@@ -228,9 +228,13 @@ def _fanouts(fanout: int | Sequence[int | None] | None, layers: int) -> list[int
     return fanouts
 
 
-def _graph_edges(graph: Any, n: int) -> torch.Tensor:
+def _graph_edges(graph: Any) -> torch.Tensor:
+    """The ``edge_index`` of a ``Data`` graph, or ``graph`` itself as a tensor."""
     edge_index = getattr(graph, "edge_index", graph)
-    return torch.as_tensor(edge_index, dtype=torch.long)
+    try:
+        return torch.as_tensor(edge_index)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise GraphError(f"graph must be a PyG Data or an edge_index tensor: {exc}") from exc
 
 
 # ---------------------------------------------------------------------- training
@@ -350,7 +354,7 @@ def pretrain_graph(
         edge_index = neighbors_to_edge_index(index.neighbors())
         policy = "error"
     else:
-        edge_index = _graph_edges(graph, n)
+        edge_index = _graph_edges(graph)
         policy = isolated
     from torch_geometric.data import Data
 
@@ -390,12 +394,12 @@ def pretrain_graph(
             batch = batch.to(dev)
             with torch.set_grad_enabled(train):
                 loss = task.loss(batch, gen)
+            if not torch.isfinite(loss):
+                raise GraphError("the pretraining loss became NaN or infinite; lower lr")
             if train:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            if not torch.isfinite(loss):
-                raise GraphError("the pretraining loss became NaN or infinite; lower lr")
             total += float(loss.detach()) * batch.batch_size
             count += batch.batch_size
         return total / max(count, 1)

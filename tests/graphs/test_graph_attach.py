@@ -147,7 +147,7 @@ def test_state_round_trip_gives_identical_embeddings_and_rows(
 def test_from_state_rejects_mismatched_weights(encoders: dict[str, GraphEncoder]) -> None:
     tensors, meta = encoders["gin"].to_state()
     del tensors["network.input.0.weight"]
-    with pytest.raises(GraphError, match="malformed|do not match"):
+    with pytest.raises(GraphError, match="do not match"):
         GraphEncoder.from_state(tensors, meta)
 
 
@@ -178,7 +178,7 @@ def test_attached_classifier_is_valid_for_opacus(
         nn.functional.binary_cross_entropy_with_logits(
             single(rows[i : i + 1]), y[i : i + 1], reduction="sum"
         ).backward()
-        for (name, p_gsm), (_, p_one) in zip(
+        for (_, p_gsm), (_, p_one) in zip(
             gsm._module.named_parameters(), single.named_parameters()
         ):
             torch.testing.assert_close(p_gsm.grad_sample[i], p_one.grad, atol=1e-5, rtol=1e-4)

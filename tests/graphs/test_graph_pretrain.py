@@ -64,17 +64,12 @@ def test_reproducible_and_independent_of_the_global_generator(arrays) -> None:
     torch.manual_seed(123)
     first = _fit((x, y), objective="graphmae", epochs=3, random_state=7)
     torch.manual_seed(999)
-    state = torch.random.get_rng_state()
     second = _fit((x, y), objective="graphmae", epochs=3, random_state=7)
+    assert torch.initial_seed() == 999  # the global generator is never re-seeded
     assert first.history_ == second.history_
     assert torch.equal(first.source_embeddings, second.source_embeddings)
     third = _fit((x, y), objective="graphmae", epochs=3, random_state=8)
     assert first.history_ != third.history_
-    # Generators are explicit: the caller's global stream is consumed only by layer
-    # construction, never re-seeded.
-    assert not torch.equal(torch.random.get_rng_state(), torch.manual_seed(999).get_state()) or (
-        torch.equal(state, state)
-    )
 
 
 def test_early_stopping_keeps_the_best_weights(arrays) -> None:

@@ -70,7 +70,14 @@ def test_small_codes_link_all_their_members() -> None:
     frame = pd.DataFrame({"c": ["a", "a", "a", "b", "b", "z"]})
     g = project_code_graph(frame, ["c"], max_degree=10, random_state=1, isolated="allow")
     assert sorted(map(tuple, g.edge_index.t().tolist())) == [
-        (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (3, 4), (4, 3)
+        (0, 1),
+        (0, 2),
+        (1, 0),
+        (1, 2),
+        (2, 0),
+        (2, 1),
+        (3, 4),
+        (4, 3),
     ]
     with pytest.raises(GraphError, match="isolated"):
         project_code_graph(frame, ["c"], isolated="error")
@@ -83,8 +90,12 @@ def test_projection_memory_is_linear_for_a_code_everyone_shares() -> None:
     g = project_code_graph(frame, ["module"], max_degree=6, random_state=0)
     assert time.perf_counter() - start < 10
     assert g.edge_index.shape[1] == n * 6  # not the (n/2)^2 pairs of a full projection
-    assert bool((frame["module"].to_numpy()[g.edge_index[0]] ==
-                 frame["module"].to_numpy()[g.edge_index[1]]).all())
+    assert bool(
+        (
+            frame["module"].to_numpy()[g.edge_index[0]]
+            == frame["module"].to_numpy()[g.edge_index[1]]
+        ).all()
+    )
 
 
 def test_projection_of_a_code_graph_with_record_features() -> None:

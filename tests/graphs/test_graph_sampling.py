@@ -43,7 +43,7 @@ def _variable_degree_graph(n: int, seed: int) -> torch.Tensor:
     return graph.edge_index
 
 
-def test_table_round_trip(arrays) -> None:
+def test_table_round_trip() -> None:
     edge_index = _variable_degree_graph(200, seed=1)
     table = NeighborTable.from_edge_index(edge_index, 200)
     assert table.max_degree <= 7
@@ -78,8 +78,9 @@ def test_subgraph_layout() -> None:
     assert len(torch.unique(batch.n_id)) == len(batch.n_id)
     glob = batch.n_id[batch.edge_index]
     assert set(map(tuple, glob.t().tolist())) <= set(map(tuple, edge_index.t().tolist()))
-    assert torch.equal(torch.bincount(batch.edge_index[1], minlength=batch.num_nodes)[:3],
-                       torch.full((3,), 2))
+    assert torch.equal(
+        torch.bincount(batch.edge_index[1], minlength=batch.num_nodes)[:3], torch.full((3,), 2)
+    )
     with pytest.raises(GraphError, match="repeat"):
         sample_subgraph(table, torch.tensor([1, 1]), [2])
     with pytest.raises(GraphError, match="lie in"):

@@ -67,7 +67,7 @@ def test_heterogeneous_graphs_are_checked() -> None:
     g["record"].num_nodes = 3
     g["code"].num_nodes = 2
     g["record", "has", "code"].edge_index = torch.tensor([[0, 1], [0, 5]])
-    with pytest.raises(GraphError, match="outside|exceed"):
+    with pytest.raises(GraphError, match="outside"):
         validate_graph(g)
     empty = HeteroData()
     with pytest.raises(GraphError, match="empty"):
@@ -100,7 +100,7 @@ def test_pretraining_rejects_bad_inputs(arrays) -> None:
         pretrain_graph((x, np.zeros(len(x))), epochs=1, progress=False)
     with pytest.raises(GraphError, match="0/1"):
         pretrain_graph((x, np.full(len(x), 2)), epochs=1, progress=False)
-    with pytest.raises(GraphError, match="not a graph encoder|unknown"):
+    with pytest.raises(GraphError, match="not a graph encoder"):
         pretrain_graph((x, y), encoder="mlp-nope", epochs=1, progress=False)
     with pytest.raises(GraphError, match="objective"):
         pretrain_graph((x, y), objective="contrastive", epochs=1, progress=False)
