@@ -73,7 +73,7 @@ BUNDLED = ("heart-disease", "student-performance", "oulad", "diabetes-130", "syn
 
 
 def _load_cohort(args: argparse.Namespace, prefix: str = "") -> Any:
-    """A Cohort from ``--{prefix}dataset``/``--{prefix}sites`` or ``--{prefix}data``/``--schema``."""
+    """A Cohort from ``--{prefix}dataset`` / ``--{prefix}sites`` or ``--{prefix}data``."""
     from graphxfer import Cohort, Schema, datasets
 
     dataset = getattr(args, f"{prefix}dataset")
@@ -83,7 +83,7 @@ def _load_cohort(args: argparse.Namespace, prefix: str = "") -> Any:
     if (dataset is None) == (data is None):
         raise UserError(f"give exactly one of --{flag}dataset (bundled) or --{flag}data (a file)")
     if dataset is not None:
-        loaders = {
+        loaders: dict[str, Callable[[], Any]] = {
             "heart-disease": datasets.load_heart_disease,
             "student-performance": datasets.load_student_performance,
             "oulad": datasets.load_oulad,
@@ -405,7 +405,8 @@ def _add_arguments(subparsers: dict[str, argparse.ArgumentParser]) -> None:
         p.add_argument("--group", help="group (site) column when --data has no schema")
         p.add_argument("--model", help="fitted model file from finetune (required)")
         p.add_argument("--method", default="auto",
-                       choices=("auto", "tree", "exact", "permutation", "deep", "gradient"))  # fmt: skip
+                       choices=("auto", "tree", "exact", "permutation", "deep",
+                                "gradient"))  # fmt: skip
         _add_common(p)
     subparsers["explain"].add_argument("--out", help="path prefix of CSV/JSON (required)")
     subparsers["report"].add_argument("--out", default="report.html", help="HTML file")

@@ -366,7 +366,7 @@ class Cohort:
         wanted = (
             [canonical_label(groups)]
             if isinstance(groups, (str, bytes)) or not isinstance(groups, Iterable)
-            else [canonical_label(g) for g in groups]  # type: ignore[union-attr]
+            else [canonical_label(g) for g in groups]
         )
         present = set(self._data[group.name])
         unknown = [g for g in wanted if g not in present]
@@ -820,7 +820,7 @@ def _convert(
         factor, offset = float(spec), 0.0
     else:
         try:
-            factor, offset = (float(v) for v in spec)
+            factor, offset = (float(v) for v in spec)  # type: ignore[union-attr]
         except (TypeError, ValueError) as exc:
             raise AlignmentError(
                 f"convert[{col.name!r}] must be a factor or a (factor, offset) pair, got {spec!r}"

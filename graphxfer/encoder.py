@@ -230,7 +230,9 @@ class Encoder:
         try:
             inner = inner_cls.from_state(tensors, enc["state"])
         except ValueError as exc:
-            raise ModelFileError(f"the encoder weights do not match their description: {exc}") from exc
+            raise ModelFileError(
+                f"the encoder weights do not match their description: {exc}"
+            ) from exc
         return cls(inner, schema=schema, source_summary=summary, kind=kind)
 
     def save(self, path: str | os.PathLike[str]) -> Path:

@@ -1,4 +1,4 @@
-"""The transfer estimator: a pretrained encoder fine-tuned on a small target, optionally under DP."""
+"""The transfer estimator: a pretrained encoder fine-tuned on a small target, optionally with DP."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -241,13 +241,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             columns.append(Column.from_dict(source[target_name].to_dict()))
         elif need_target:
             raise GraphxferError("fit needs the outcome: pass y, or a Cohort with a target")
-        unknown = "error" if need_target else "map"
+        unknown: Literal["error", "map"] = "error" if need_target else "map"
         return Cohort(frame, Schema(columns), unknown=unknown, all_missing="keep")
 
     def _align(self, cohort: Cohort, encoder: Encoder) -> tuple[Cohort, AlignmentReport]:
-        return cohort.align(
-            encoder.schema, self.mapping, recode=self.recode, convert=self.convert
-        )
+        return cohort.align(encoder.schema, self.mapping, recode=self.recode, convert=self.convert)
 
     def _feature_columns(
         self, aligned: Cohort, report: AlignmentReport, encoder: Encoder
@@ -320,7 +318,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             if c.name not in self.background_.columns:
                 self.background_[c.name] = np.nan
         self.background_ = self.background_[[c.name for c in columns]]
-        self.training_summary_ = {
+        self.training_summary_: dict[str, Any] = {
             "n_rows": len(aligned),
             "n_persons": aligned.n_persons,
             "name": cohort.name,
@@ -328,8 +326,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             "positive_rate": None if self.privacy is not None else float(aligned.y.mean()),
             "private": self.privacy is not None,
         }
-        self.fallback_ = None
-        self.transfer_check_ = None
+        self.fallback_: Any = None
+        self.transfer_check_: dict[str, Any] | None = None
         if self.check_transfer:
             self._run_transfer_check(encoder, aligned, columns)
         return self
@@ -626,7 +624,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 "pretraining_epochs": len(self.encoder_.history),
             },
             "strategy": self.strategy,
-            "target_size": int(self.training_summary_["n_persons"]),
+            "target_size": self.training_summary_["n_persons"],
             "metrics": list(getattr(self, "metrics_", [])),
             "privacy": priv,
             "audit": getattr(self, "audit_", None),
@@ -729,8 +727,12 @@ def load_model(path: str | os.PathLike[str]) -> TransferClassifier:
     try:
         if meta.get("estimator") != "TransferClassifier":
             raise ModelFileError(f"unknown estimator {meta.get('estimator')!r} in {path!s}")
-        enc_tensors = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
-        mod_tensors = {k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")}
+        enc_tensors = {
+            k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")
+        }
+        mod_tensors = {
+            k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")
+        }
         encoder = Encoder.from_state(enc_tensors, meta["encoder_meta"])
         params = dict(meta["params"])
         if params.get("privacy") is not None:
@@ -752,7 +754,7 @@ def load_model(path: str | os.PathLike[str]) -> TransferClassifier:
         clf.feature_names_in_ = np.asarray(schema.feature_names, dtype=object)
         clf.n_features_in_ = len(schema.feature_names)
         clf.classes_ = np.array([0, 1])
-        report = AlignmentReport(**{
+        report = AlignmentReport(**{  # type: ignore[arg-type]
             k: (
                 {kk: tuple(vv) for kk, vv in v.items()} if k == "converted" else copy.deepcopy(v)
             )

@@ -143,6 +143,11 @@ def pretrain(
         n_val = max(objective_cls.min_batch, round(validation_fraction * n))
     val_idx, train_idx = perm[:n_val], perm[n_val:]
 
+    # under torchrun (a process group of 2+ processes) train with DistributedDataParallel
+    from tabular.distributed import distributed_info, train_ddp
+
+    world = distributed_info().world_size
+    trainer = train_ddp if world > 1 else _train
     with seeded(seed, dev):
         network = network_cls.from_featurizer(featurizer, **(encoder_params or {}))
         obj = make_objective(
@@ -150,7 +155,7 @@ def pretrain(
         )
         network.to(dev)
         obj.to(dev)
-        history, best_epoch = _train(
+        history, best_epoch = trainer(
             network,
             obj,
             tensors,
@@ -184,6 +189,7 @@ def pretrain(
         "best_epoch": best_epoch,
         "best_val_loss": _best_val(history, best_epoch),
         "device": dev.type,
+        "world_size": world,
     }
     summary["outcome_used"] = target is not None
     if target is not None:

@@ -205,15 +205,21 @@ def transfer_curve(
                     f"persons) or cannot hold both outcomes; lower it or test_size"
                 )
 
-            def record(method: str, eps: float | None, p: np.ndarray | None, note: str = "") -> None:
+            def record(
+                method: str,
+                eps: float | None,
+                p: np.ndarray | None,
+                note: str = "",
+                y_test: np.ndarray = y_test,
+                n: int = int(n),
+                repeat: int = repeat,
+            ) -> None:
                 scores = (
-                    score_all(y_test, p)
-                    if p is not None
-                    else dict.fromkeys(METRICS, float("nan"))
+                    score_all(y_test, p) if p is not None else dict.fromkeys(METRICS, float("nan"))
                 )
                 rows.append({
                     "method": method,
-                    "n": int(n),
+                    "n": n,
                     "epsilon": float("nan") if eps is None else float(eps),
                     "repeat": repeat,
                     **scores,
@@ -224,7 +230,11 @@ def transfer_curve(
                 for strategy in strategies:
                     kwargs = dict(finetune_params or {})
                     if eps is not None:
-                        pp = {"epochs": 10, "batch_size": max(8, int(n) // 4), **(privacy_params or {})}
+                        pp = {
+                            "epochs": 10,
+                            "batch_size": max(8, int(n) // 4),
+                            **(privacy_params or {}),
+                        }
                         kwargs["privacy"] = PrivacyConfig(epsilon=float(eps), **pp)
                     clf = TransferClassifier(
                         encoder, strategy=strategy, random_state=seed, **kwargs
