@@ -172,6 +172,10 @@ def _pretrain(args: argparse.Namespace) -> int:
     from graphxfer import pretrain
 
     _need(args, "out")
+    if args.nproc_per_node > 1 or args.nnodes > 1:  # every process loads the cohort itself
+        from graphxfer.distributed import launch_pretrain
+
+        return launch_pretrain(args)
     source = _load_cohort(args)
     params: dict[str, Any] = {
         "epochs": args.epochs,
@@ -181,10 +185,6 @@ def _pretrain(args: argparse.Namespace) -> int:
     }
     if args.batch_size is not None:
         params["batch_size"] = args.batch_size
-    if args.nproc_per_node > 1:
-        from graphxfer.distributed import launch_pretrain
-
-        return launch_pretrain(args)
     encoder = pretrain(source, args.encoder, args.objective, **params)
     path = encoder.save(args.out)
     print(f"pretrained {encoder.name} ({args.objective}) on {len(source):,} records -> {path}")

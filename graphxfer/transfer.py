@@ -376,7 +376,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                     y,
                     config=self.privacy,
                     person_index=person_index,
-                    ledger=dp.PrivacyLedger(),
+                    ledger=dp.PrivacyLedger(
+                        accountant="rdp" if self.privacy.accountant == "rdp" else "prv"
+                    ),
                     data_id=f"target:{aligned.name or 'cohort'}",
                     **common,
                 )

@@ -33,6 +33,8 @@ _LAZY: dict[str, str] = {
     "TabularEncoder": "tabular.tabular_encoder:TabularEncoder",
     "network_from_config": "tabular.encoders:network_from_config",
     "pretrain": "tabular.pretraining:pretrain",
+    "pretrain_stream": "tabular.streaming:pretrain_stream",
+    "TableSource": "tabular.streaming:TableSource",
     "baselines": "tabular.baselines",
     "LogisticBaseline": "tabular.baselines:LogisticBaseline",
     "XGBoostBaseline": "tabular.baselines:XGBoostBaseline",

@@ -209,12 +209,18 @@ class LossModule(nn.Module):
 def wrap_ddp(network: nn.Module, objective: nn.Module) -> nn.Module:
     """``DistributedDataParallel(LossModule(network, objective))``.
 
-    ``find_unused_parameters`` is on: the masked objective skips the head of a categorical
-    column when no value of that column is hidden in a batch.
+    ``find_unused_parameters`` is on unless the objective is known to use every parameter in
+    every step: the masked objectives skip the head of a categorical column when no value of
+    that column is hidden in a batch.
     """
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(LossModule(network, objective), find_unused_parameters=True)
+    from tabular.objectives import ContrastiveCorruption, Supervised
+
+    uses_all = type(objective) in (Supervised, ContrastiveCorruption)
+    return DistributedDataParallel(
+        LossModule(network, objective), find_unused_parameters=not uses_all
+    )
 
 
 @contextlib.contextmanager

@@ -103,7 +103,7 @@ def test_fit_on_a_data_frame_with_y_matches_the_cohort_fit(
 
 
 def test_fit_aligns_renamed_converted_and_missing_columns(
-    encoder: Encoder, fitted: TransferClassifier, heart: dict[str, Cohort]
+    encoder: Encoder, heart: dict[str, Cohort]
 ) -> None:
     target = heart["target"]
     X = target.X.rename(columns={"age": "age_months"}).drop(columns=["ca"])
@@ -117,7 +117,8 @@ def test_fit_aligns_renamed_converted_and_missing_columns(
     assert "ca" in clf.feature_names_in_  # absent source columns are carried as missing
     p = clf.predict_proba(X)  # the fit's mapping and conversion apply at prediction
     assert p.shape == (len(X), 2) and np.isfinite(p).all()
-    # the same records with "ca" blanked out, in the source's own terms, give the same answer
+    # the same records already in the model's columns and units (as an explainer passes
+    # them: source names, source order, "ca" missing) give the same answer
     same = target.X.assign(ca=np.nan)
     np.testing.assert_allclose(clf.predict_proba(same), p, rtol=0, atol=1e-6)
 

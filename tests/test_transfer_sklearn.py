@@ -22,10 +22,17 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import graphxfer
 from graphxfer import Cohort, Schema, TransferClassifier
 
+_SKLEARN = tuple(int(p) for p in sklearn.__version__.split(".")[:2])
+if _SKLEARN < (1, 6):
+    pytest.skip(
+        "listing expected failures of sklearn's checks needs scikit-learn >= 1.6",
+        allow_module_level=True,
+    )
+
 FEATURE_COUNTS = (2, 3, 4, 5, 10)
 
-# Number of columns each check feeds to ``fit`` (sklearn 1.9). Checks not listed fit nothing,
-# or pass at every count.
+# Number of columns each check feeds to ``fit`` (sklearn 1.9). The checks not listed feed no
+# array, fail or pass before the column count matters, or deviate at every count.
 CHECK_COLUMNS: dict[str, int] = {
     "check_classifier_data_not_an_array": 2,
     "check_classifiers_classes": 2,
@@ -179,20 +186,34 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-_SKLEARN = tuple(int(p) for p in sklearn.__version__.split(".")[:2])
 _OPTIONS: dict[str, Any] = {"expected_failed_checks": expected_failed_checks}
 if _SKLEARN >= (1, 8):
     _OPTIONS["xfail_strict"] = False  # a deviation that disappears shows as XPASS
 
 
 @parametrize_with_checks([_estimator(n) for n in FEATURE_COUNTS], **_OPTIONS)
-def test_sklearn_compatible_estimator(estimator: TransferClassifier, check: Any) -> None:
-    check(estimator)
+def test_sklearn_compatible_estimator(
+    estimator: TransferClassifier, check: Any, request: pytest.FixtureRequest
+) -> None:
+    expected = request.node.get_closest_marker("xfail")
+    if expected is None:
+        check(estimator)
+        return
+    try:
+        check(estimator)
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+        failure = f"{expected.kwargs['reason']} [{type(exc).__name__}: {detail}]"
+    else:
+        return  # reported as XPASS: the deviation is gone
+    # outside the except block, so that pytest does not render the check's traceback (it
+    # re-parses sklearn's 5,000-line check module for every entry: a minute for this file)
+    pytest.xfail(failure)
 
 
 def test_every_listed_deviation_names_a_real_check() -> None:
     from sklearn.utils.estimator_checks import _yield_all_checks
 
     names = {getattr(c, "func", c).__name__ for c in _yield_all_checks(_estimator(2), legacy=True)}
-    assert set(DEVIATIONS) <= names | {"check_complex_data", "check_fit2d_1feature"}
+    assert set(DEVIATIONS) <= names
     assert set(CHECK_COLUMNS) <= names

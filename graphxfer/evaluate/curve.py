@@ -34,8 +34,8 @@ class TransferCurve:
         One row per method, target size, epsilon and repeat: ``method``, ``n``, ``epsilon``
         (NaN = not private), ``repeat``, ``auroc``, ``auprc``, ``brier``, ``ece``, ``note``.
     summary : DataFrame
-        Mean and 95% confidence interval (Student t over repeats) of every metric per method,
-        size and epsilon.
+        Mean and 95% confidence interval (Student t over repeats, clipped to the metric's
+        range [0, 1]) of every metric per method, size and epsilon.
     """
 
     results: pd.DataFrame
@@ -97,6 +97,8 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
         row["repeats"] = int(part["auroc"].notna().sum())
         for metric in METRICS:
             m, lo, hi = mean_ci(part[metric].to_numpy())
+            # every metric lies in [0, 1]; a t-interval over few repeats can reach past it
+            lo, hi = float(np.clip(lo, 0.0, 1.0)), float(np.clip(hi, 0.0, 1.0))
             row[f"{metric}_mean"], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = m, lo, hi
         rows.append(row)
     out = pd.DataFrame(rows)
