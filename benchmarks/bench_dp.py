@@ -47,9 +47,7 @@ def _setup(quick: bool) -> tuple[Any, Any, Any, Any]:
 def _config(quick: bool) -> Any:
     from privacy import PrivacyConfig
 
-    return PrivacyConfig(
-        epsilon=3.0, epochs=3 if quick else 10, batch_size=64, learning_rate=1e-2
-    )
+    return PrivacyConfig(epsilon=3.0, epochs=3 if quick else 10, batch_size=64, learning_rate=1e-2)
 
 
 def child(quick: bool) -> None:
@@ -116,7 +114,9 @@ def child(quick: bool) -> None:
     )
 
 
-def _hand_written_opacus(module: Any, inputs: Any, y: Any, config: Any, phase: Any) -> tuple[float, float]:
+def _hand_written_opacus(
+    module: Any, inputs: Any, y: Any, config: Any, phase: Any
+) -> tuple[float, float]:
     """The textbook Opacus loop (``make_private_with_epsilon``, Poisson sampling, Adam)."""
     import torch
     import torch.nn.functional as F

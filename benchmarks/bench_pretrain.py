@@ -106,7 +106,7 @@ def run(quick: bool) -> Section:
     section.notes.append(
         f"One epoch of the `{OBJECTIVE}` objective, batch size {BATCH}, default network sizes "
         "(MLP width 128 × 2 residual blocks; FT-transformer d_token 32 × 2 layers × 4 heads; "
-        "TabNet n_d = n_a = 16, 3 steps), float32 on the CPU, all cores. Records/s counts "
+        "TabNet n_d = n_a = 16, 3 steps), float32 on the CPU (threads: see the machine section). Records/s counts "
         "training rows per second of the epoch; *with featurizer* adds fitting the featurizer "
         "and featurising the rows. Peak memory grows with the source because the featurised "
         "source is held in memory; `pretrain_stream` (next section) keeps it flat."

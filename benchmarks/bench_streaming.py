@@ -25,7 +25,7 @@ from benchmarks._common import (
     table,
 )
 
-SIZES = {False: [1_000_000, 5_000_000], True: [200_000, 1_000_000]}
+SIZES = {False: [1_000_000, 5_000_000], True: [500_000, 1_000_000]}
 ROW_GROUP = 65_536
 ENCODER = "mlp"
 BATCH = 1024

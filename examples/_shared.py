@@ -50,9 +50,7 @@ def parse_args(doc: str | None, argv: Sequence[str] | None = None) -> argparse.N
         action="store_true",
         help="a much shorter run (few epochs, small explanations) to check that it works",
     )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="do not show progress bars"
-    )
+    parser.add_argument("--no-progress", action="store_true", help="do not show progress bars")
     parser.add_argument(
         "--threads",
         type=int,
@@ -106,10 +104,10 @@ class Scoreboard:
         self.rows: list[dict[str, Any]] = []
 
     def add(self, label: str, model: Any, X: Any = None, *, note: str = "") -> float:
-        """Score ``model`` on the held-out records (``X`` defaults to the test cohort)."""
+        """Score ``model`` on the held-out records (``X`` defaults to their feature columns)."""
         from graphxfer.evaluate.metrics import bootstrap_ci
 
-        data = self.test if X is None else X
+        data = self.test.X if X is None else X
         p = np.asarray(model.predict_proba(data))[:, 1]
         auc, lo, hi = bootstrap_ci(
             self.test.y, p, "auroc", n_boot=self.n_boot, random_state=self.seed
@@ -203,7 +201,7 @@ def write_report(
     max_evals = None if method == "exact" else permutations * (2 * n_features + 1)
     explanation = gx.explain(
         model,
-        cohort,
+        cohort.X,  # the features only: a small sample may hold a single outcome class
         method,
         max_evals=max_evals,
         n_background=n_background,
@@ -219,3 +217,20 @@ def write_report(
         progress=progress,
         random_state=seed,
     )
+
+
+def show_summary(tables: dict[str, pd.DataFrame], heading: str) -> pd.DataFrame:
+    """One wide table: ``AUROC [95% CI]`` per model (rows) and scenario (columns)."""
+    columns = {}
+    for name, table in tables.items():
+        columns[name] = [
+            f"{auc:.3f} {ci}" for auc, ci in zip(table["AUROC"], table["95% CI"], strict=True)
+        ]
+    order = list(dict.fromkeys(m for t in tables.values() for m in t.index))
+    wide = pd.DataFrame(
+        {name: pd.Series(values, index=tables[name].index) for name, values in columns.items()}
+    ).reindex(order)
+    wide.index.name = "model"
+    say(f"\n{heading}")
+    say(wide.fillna("-").to_string())
+    return wide

@@ -21,12 +21,12 @@ _LAZY: dict[str, str] = {
     "datasets": "graphxfer.datasets",
     "evaluate": "graphxfer.evaluate",
     "exceptions": "graphxfer.exceptions",
-    "explain": "graphxfer.explain:explain",
+    "explain": "graphxfer.explain",
     "graphs": "graphxfer.graphs",
     "load_encoder": "graphxfer.encoder:load_encoder",
     "load_model": "graphxfer.transfer:load_model",
     "pretrain": "graphxfer.encoder:pretrain",
-    "report": "graphxfer.report:report",
+    "report": "graphxfer.report",
 }
 
 __all__ = [

@@ -8,7 +8,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_replace_dir", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_replace_dir", "atomic_write_bytes", "atomic_write_text", "default_mode"]
+
+
+def default_mode(directory: bool = False) -> int:
+    """Permissions a plain ``open`` / ``mkdir`` would give under the current umask
+    (temporary files and folders are created owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -21,6 +29,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from graphxfer._io import atomic_replace_dir
+from graphxfer._io import atomic_replace_dir, default_mode
 from graphxfer.exceptions import ModelFileError
 
 __all__ = ["FORMAT_VERSION", "package_versions", "read_model_file", "write_model_file"]
@@ -128,6 +128,7 @@ def write_model_file(
                         zf.writestr(name, data)
                 fh.flush()
                 os.fsync(fh.fileno())
+            os.chmod(tmp, default_mode())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -139,6 +140,7 @@ def write_model_file(
         (build / META).write_text(meta_text + "\n", encoding="utf-8")
         for name, data in extra_files.items():
             (build / name).write_bytes(data)
+        os.chmod(build, default_mode(directory=True))
         atomic_replace_dir(build, path)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)

@@ -473,12 +473,15 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 "this TransferClassifier is not fitted yet; call fit(target_cohort) first"
             )
 
+    def _model_space(self, frame: pd.DataFrame) -> pd.DataFrame:
+        cohort = Cohort(frame, self.feature_schema_, unknown="map", all_missing="keep")
+        return cohort.X
+
     def _features(self, X: Any) -> pd.DataFrame:
         names = list(self.feature_names_in_)
-        if isinstance(X, pd.DataFrame) and list(X.columns) == names:
-            frame = X  # already in the model's columns (e.g. from an explainer)
-            cohort = Cohort(frame, self.feature_schema_, unknown="map", all_missing="keep")
-            return cohort.X
+        no_translation = not (self.mapping or self.recode or self.convert)
+        if no_translation and isinstance(X, pd.DataFrame) and list(X.columns) == names:
+            return self._model_space(X)  # already in the model's columns
         cohort = self._to_cohort(X, None, self.encoder_, need_target=False)
         aligned, _ = cohort.align(
             self.encoder_.schema, self.mapping, recode=self.recode, convert=self.convert,
@@ -490,21 +493,46 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 data[name] = np.nan
         return data[names]
 
+    def transform_features(self, X: Any) -> pd.DataFrame:
+        """``X`` in the model's own feature columns (``feature_names_in_``).
+
+        The fit's mapping, recoding and unit conversions are applied, so the result holds
+        source column names and units, plus the target-only columns the model uses.
+        Explanations are computed over these columns.
+        """
+        self._check_fitted()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GraphxferWarning)
+            return self._features(X)
+
+    def predict_proba_features(self, features: pd.DataFrame) -> np.ndarray:
+        """Probabilities for records already in the model's columns (see
+        :meth:`transform_features`); no mapping or conversion is applied again."""
+        self._check_fitted()
+        names = list(self.feature_names_in_)
+        if not isinstance(features, pd.DataFrame) or set(features.columns) != set(names):
+            raise GraphxferError(
+                f"predict_proba_features needs a DataFrame with exactly the columns {names}"
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GraphxferWarning)
+            frame = self._model_space(features[names])
+        return self._proba_of(frame)
+
+    def _proba_of(self, features: pd.DataFrame) -> np.ndarray:
+        if self.fallback_ is not None:
+            p = self.fallback_.predict_proba(features)[:, 1]
+        else:
+            p = _proba(self.module_, self._make_inputs(features))
+        return np.column_stack([1.0 - p, p])
+
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities of the two classes, shape ``(n, 2)``.
 
         ``X`` may be a Cohort, a DataFrame (target or source column names; the fit's mapping,
         recoding and conversions are applied) or an array in the source feature order.
         """
-        self._check_fitted()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", GraphxferWarning)
-            features = self._features(X)
-        if self.fallback_ is not None:
-            p = self.fallback_.predict_proba(features)[:, 1]
-        else:
-            p = _proba(self.module_, self._make_inputs(features))
-        return np.column_stack([1.0 - p, p])
+        return self._proba_of(self.transform_features(X))
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted class (threshold 0.5)."""

@@ -8,6 +8,10 @@ JSON files.
 
 from __future__ import annotations
 
+import sys as _sys
+import types as _types
+from typing import Any
+
 from graphxfer.explain._model import LOG_ODDS, PROBABILITY
 from graphxfer.explain.exceptions import BackgroundFromDataWarning, ExplanationError
 from graphxfer.explain.explain import explain
@@ -22,3 +26,13 @@ __all__ = [
     "explanation_frame",
     "export_explanations",
 ]
+
+
+class _CallableModule(_types.ModuleType):
+    """Lets ``graphxfer.explain(...)`` call :func:`explain` even after the submodule is imported."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return explain(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule

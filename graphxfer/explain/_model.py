@@ -38,7 +38,10 @@ _EPS = 1e-12
 
 def positive_proba(model: Any, frame: pd.DataFrame) -> np.ndarray:
     """``model.predict_proba(frame)[:, 1]`` as float64, after checking the output's shape."""
-    proba = np.asarray(model.predict_proba(frame))
+    # models that translate their input (renamed columns, converted units) take frames that
+    # are already in their own columns through ``predict_proba_features``
+    predict = getattr(model, "predict_proba_features", None) or model.predict_proba
+    proba = np.asarray(predict(frame))
     if proba.ndim != 2 or proba.shape[0] != len(frame) or proba.shape[1] != 2:
         raise ExplanationError(
             f"model.predict_proba returned shape {proba.shape} for {len(frame)} rows; "

@@ -177,6 +177,11 @@ def explain_details(
 ) -> tuple[shap.Explanation, ExplanationInfo]:
     """:func:`explain`, also returning how the explanation was computed."""
     _check_options(model, method, link, max_evals, n_background)
+    translate = getattr(model, "transform_features", None)
+    if translate is not None:  # e.g. a TransferClassifier with renamed or converted columns
+        data = translate(data)
+        if background is not None:
+            background = translate(background)
     frame = as_frame(data)
     if len(frame) == 0:
         raise ExplanationError("there is nothing to explain: the data has no rows")

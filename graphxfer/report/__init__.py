@@ -6,8 +6,22 @@ Sections come from a registry; :func:`register_section` adds one to every report
 
 from __future__ import annotations
 
+import sys as _sys
+import types as _types
+from typing import Any
+
 from graphxfer.report.exceptions import ReportError
 from graphxfer.report.registry import register_section
 from graphxfer.report.report import report
 
 __all__ = ["ReportError", "register_section", "report"]
+
+
+class _CallableModule(_types.ModuleType):
+    """Lets ``graphxfer.report(...)`` call :func:`report` even after the submodule is imported."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return report(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule

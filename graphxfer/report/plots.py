@@ -10,6 +10,7 @@ import base64
 import contextlib
 import io
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -51,7 +52,9 @@ def _pyplot_figure() -> Iterator[Any]:
 
 
 def _shap_plot(draw: Callable[[], Any]) -> str:
-    with _pyplot_figure() as plt:
+    with _pyplot_figure() as plt, warnings.catch_warnings():
+        # a column missing in every explained record has no colour range: drawn grey
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
         draw()
         return figure_data_uri(plt.gcf())
 
