@@ -120,7 +120,13 @@ def test_fit_aligns_renamed_converted_and_missing_columns(
     # the same records already in the model's columns and units (as an explainer passes
     # them: source names, source order, "ca" missing) give the same answer
     same = target.X.assign(ca=np.nan)
-    np.testing.assert_allclose(clf.predict_proba(same), p, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(clf.predict_proba_features(same), p, rtol=0, atol=1e-6)
+    # and transform_features gives exactly those model-space records
+    model_space = clf.transform_features(X)
+    assert list(model_space.columns) == list(clf.feature_names_in_)
+    np.testing.assert_allclose(
+        model_space["age"].to_numpy(), same["age"].to_numpy(), rtol=1e-12, equal_nan=True
+    )
 
 
 def test_predictions_are_deterministic_given_random_state(
