@@ -534,6 +534,77 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         """
         return self._proba_of(self.transform_features(X))
 
+    def torch_explain_parts(self) -> dict[str, Any]:
+        """The differentiable path used by the ``deep`` and ``gradient`` explainers.
+
+        Internal inputs are the per-column tokens of the tabular encoder (one ``d``-vector
+        per column and record, after the value, missing flag or category is embedded); the
+        rest of the network maps them to the log-odds. Attributions of a column's token are
+        summed into that column. Available for the ``mlp`` and ``ft-transformer`` encoders.
+        """
+        import torch
+        from torch import nn
+
+        self._check_fitted()
+        net = self.module_.network
+        if (
+            self.fallback_ is not None
+            or self.encoder_.kind != "tabular"
+            or net.name not in ("mlp", "ft-transformer")
+            or getattr(net, "missing", "token") == "drop"
+        ):
+            raise GraphxferError(
+                "gradient-based explanations need a fine-tuned mlp or ft-transformer encoder "
+                "(missing='token'); use method='permutation' or 'exact' for this model"
+            )
+        present = [net.numeric_columns[j] for j, _ in net._numeric_present] + [
+            net.categorical_columns[j] for j, _ in net._categorical_present
+        ]
+        is_ft = net.name == "ft-transformer"
+        tokenizer = net.tokenizer.columns if is_ft else net.tokenizer
+        d = int(tokenizer.d)
+        k = len(present)
+        head = self.module_.head
+        make_inputs = self._make_inputs
+
+        class _Body(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.net = net
+                self.head = head
+
+            def forward(self, flat: torch.Tensor) -> torch.Tensor:
+                tokens = flat.reshape(flat.shape[0], k, d)
+                if is_ft:
+                    zeros = torch.zeros(flat.shape[0], 1, dtype=torch.long, device=flat.device)
+                    x = torch.cat((self.net.tokenizer.cls(zeros).to(flat.dtype), tokens), dim=1)
+                    for layer in self.net.layers:
+                        x = layer(x, None)
+                    x = x[:, 0]
+                else:
+                    x = tokens.sum(dim=1)
+                    for layer in self.net.layers:
+                        x = layer(x)
+                return self.head(x).reshape(-1)
+
+        def encode(frame: pd.DataFrame) -> torch.Tensor:
+            numeric, missing, categorical = make_inputs(self._model_space(frame))
+            device = next(net.parameters()).device
+            with torch.no_grad():
+                tokens = tokenizer(
+                    numeric.to(device),
+                    missing.to(device),
+                    categorical.to(device),
+                    net._numeric_present,
+                    net._categorical_present,
+                )
+            return tokens.reshape(tokens.shape[0], -1).cpu()
+
+        groups = {name: [] for name in self.feature_names_in_}
+        for j, name in enumerate(present):
+            groups[str(name)] = list(range(j * d, (j + 1) * d))
+        return {"module": _Body().eval(), "encode": encode, "groups": groups}
+
     def predict(self, X: Any) -> np.ndarray:
         """Predicted class (threshold 0.5)."""
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)

@@ -348,5 +348,7 @@ def _guard_additivity(
         raise ExplanationError(
             f"the {name} attributions miss the model's output by up to {gap:.3g}: the model is "
             "not deterministic (dropout or sampling left on?) or its differentiable path does "
-            "not compute predict_proba; put the model in evaluation mode or use another method"
+            "not compute predict_proba, or (deep) it holds operations DeepLIFT cannot "
+            "propagate exactly (LayerNorm, GELU, attention); use 'gradient' (approximate), "
+            "'permutation' or 'exact'"
         )
