@@ -600,7 +600,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 )
             return tokens.reshape(tokens.shape[0], -1).cpu()
 
-        groups = {name: [] for name in self.feature_names_in_}
+        groups: dict[str, list[int]] = {str(name): [] for name in self.feature_names_in_}
         for j, name in enumerate(present):
             groups[str(name)] = list(range(j * d, (j + 1) * d))
         return {"module": _Body().eval(), "encode": encode, "groups": groups}
