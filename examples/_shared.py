@@ -21,7 +21,10 @@ __all__ = [
     "parse_args",
     "quiet_warnings",
     "say",
+    "show_audit",
     "show_ledger",
+    "show_summary",
+    "show_transfer_check",
     "write_report",
 ]
 
@@ -44,7 +47,9 @@ def parse_args(doc: str | None, argv: Sequence[str] | None = None) -> argparse.N
         default=Path("reports"),
         help="folder for the HTML reports and model files (default: reports/)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of splits and training")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of splits, training and explanations"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",

@@ -62,7 +62,9 @@ from _shared import (
 SOURCE_SITE = "Emergency Room"
 TARGET_SITE = "Transfer from a hospital"
 CODE_COLUMNS = ["diag_1", "diag_2", "diag_3"]
-N_SOURCE = 12_000  # at most ~15,800 keeps the nearest-neighbour search exact (and fast)
+# Every prediction searches the source for a record's nearest neighbours, so its cost (and that
+# of the thousands of model calls behind a SHAP explanation) grows with the source size.
+N_SOURCE = 12_000
 N_TRAIN = 400  # target training patients
 EPSILON = 3.0
 

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"\nSource: {' + '.join(SOURCE_SITES)} ({len(source)} patients).")
 
     epochs = 3 if quick else 30
-    say(f"\n[1] Pretraining an FT-transformer on the source ({epochs} epochs)...")
+    say(f"\n[1] Pretraining an FT-transformer on the source (at most {epochs} epochs)...")
     encoder = gx.pretrain(
         source,
         "ft-transformer",
@@ -91,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         progress=progress,
     )
     encoder.save(out / "heart-encoder")
-    say(f"    done in {clock.step():.0f} s; saved to {out / 'heart-encoder'}")
+    say(
+        f"    done in {clock.step():.0f} s ({len(encoder.history)} epochs); "
+        f"saved to {out / 'heart-encoder'}"
+    )
     names = list(source.schema.feature_names)
     source_only = XGBoostBaseline(random_state=seed).fit(source.X[names], source.y)
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -50,12 +51,15 @@ from _shared import (
     write_report,
 )
 
+if TYPE_CHECKING:
+    from graphxfer import Cohort
+
 TARGET = "AAA"
 N_TRAIN = 100
 EPSILON = 3.0
 
 
-def load_by_student() -> object:
+def load_by_student() -> Cohort:
     """OULAD with the student (not the registration) as the person of every row."""
     from graphxfer import Cohort, datasets
 
@@ -69,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(__doc__, argv)
     quiet_warnings()
     import graphxfer as gx
+    from graphxfer import datasets
     from graphxfer.exceptions import GraphxferWarning
     from privacy import PrivacyConfig
     from tabular.baselines import LogisticBaseline, XGBoostBaseline
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             float_format="{:.2f}".format
         )
     )
-    modules = sorted(str(m) for m in oulad.groups.unique())
+    modules = list(datasets.OULAD_MODULES)
     source = oulad.select_groups([m for m in modules if m != TARGET])
     target = oulad.select_groups(TARGET)
     train, test = target.split(test_size=target.n_persons - N_TRAIN, random_state=seed)
@@ -102,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     epochs = 1 if quick else 6
     say(
         f"\n[1] Pretraining an FT-transformer on {len(pretrain_source):,} source registrations "
-        f"({epochs} epochs)..."
+        f"(at most {epochs} epochs)..."
     )
     encoder = gx.pretrain(
         pretrain_source,
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         progress=progress,
     )
     encoder.save(out / "oulad-encoder")
-    say(f"    done in {clock.step():.0f} s")
+    say(f"    done in {clock.step():.0f} s ({len(encoder.history)} epochs)")
 
     say(f"[2] Fine-tuning on {N_TRAIN} {TARGET} students with and without privacy...")
     config = PrivacyConfig(

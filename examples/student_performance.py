@@ -88,12 +88,12 @@ def run_scenario(
         f"training records, {len(test)} held out."
     )
     epochs = 3 if quick else 40
-    say(f"Pretraining an MLP encoder on the source ({epochs} epochs)...")
+    say(f"Pretraining an MLP encoder on the source (at most {epochs} epochs)...")
     encoder = gx.pretrain(
         source, "mlp", "supervised+masked", epochs=epochs, random_state=seed, progress=progress
     )
     encoder.save(out / f"student-{key}-encoder")
-    say(f"    done in {clock.step():.0f} s")
+    say(f"    done in {clock.step():.0f} s ({len(encoder.history)} epochs, early stopping)")
 
     config = PrivacyConfig(
         epsilon=EPSILON,
