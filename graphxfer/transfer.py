@@ -31,6 +31,7 @@ from graphxfer.schema import Column, Schema
 __all__ = ["TransferCheckSkippedWarning", "TransferClassifier", "load_model"]
 
 STRATEGIES = ("linear-probe", "full", "partial", "lp-ft")
+_MODEL_SPACE = "graphxfer.model_space"
 
 
 class TransferCheckSkippedWarning(GraphxferWarning):
@@ -198,6 +199,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 raise GraphxferError("pass y only with a DataFrame or array, not with a Cohort")
             if need_target and not X.has_target:
                 raise GraphxferError("the cohort has no target column (role='target')")
+            if not need_target and X.schema.target is not None:
+                # predictions need no outcome: drop it (a single-class subset is fine here)
+                name = X.schema.target.name
+                return Cohort._from_valid(X.data.drop(columns=[name]), X.schema.drop(name), X)
             return X
         source = encoder.schema
         target_name = source.target.name if source.target is not None else "__target__"
@@ -479,9 +484,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
     def _features(self, X: Any) -> pd.DataFrame:
         names = list(self.feature_names_in_)
-        no_translation = not (self.mapping or self.recode or self.convert)
-        if no_translation and isinstance(X, pd.DataFrame) and list(X.columns) == names:
-            return self._model_space(X)  # already in the model's columns
+        if isinstance(X, pd.DataFrame) and list(X.columns) == names:
+            no_translation = not (self.mapping or self.recode or self.convert)
+            if no_translation or X.attrs.get(_MODEL_SPACE):
+                return self._model_space(X)  # already in the model's columns
         cohort = self._to_cohort(X, None, self.encoder_, need_target=False)
         aligned, _ = cohort.align(
             self.encoder_.schema, self.mapping, recode=self.recode, convert=self.convert,
@@ -503,7 +509,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GraphxferWarning)
-            return self._features(X)
+            out = self._features(X)
+        out.attrs[_MODEL_SPACE] = True  # translating it again is a no-op
+        return out
 
     def predict_proba_features(self, features: pd.DataFrame) -> np.ndarray:
         """Probabilities for records already in the model's columns (see

@@ -48,3 +48,41 @@ def test_deeplift_refuses_what_it_cannot_propagate(fitted) -> None:
     clf, cohort = fitted
     with pytest.raises(ExplanationError, match="LayerNorm"):
         gx.explain(clf, cohort, method="deep", progress=False, random_state=0)
+
+
+def test_predicting_on_a_single_class_subset(fitted) -> None:
+    clf, cohort = fitted
+    sick = cohort.subset(cohort.y == 1)
+    assert clf.predict_proba(sick).shape == (len(sick), 2)
+    exp = gx.explain(clf, sick, n_background=5, max_evals=30, progress=False, random_state=0)
+    assert exp.values.shape[0] == len(sick)
+
+
+def test_report_of_a_model_with_renamed_and_converted_columns(tmp_path) -> None:
+    heart = datasets.load_heart_disease()
+    source = heart.select_groups(["cleveland", "hungarian"])
+    va = heart.select_groups("va")
+    data = va.data.rename(columns={"age": "age_months"})
+    data["age_months"] = data["age_months"] * 12
+    schema = gx.Schema(
+        [
+            c if c.name != "age" else gx.Column("age_months", lower=0, upper=1500)
+            for c in va.schema.columns
+        ]
+    )
+    target = gx.Cohort(data, schema)
+    encoder = gx.pretrain(source, "mlp", epochs=2, progress=False, random_state=0)
+    clf = gx.TransferClassifier(
+        encoder, strategy="linear-probe", epochs=2, random_state=0,
+        mapping={"age_months": "age"}, convert={"age": 1 / 12},
+    ).fit(target)  # fmt: skip
+    model_space = clf.transform_features(target)
+    # translating twice changes nothing (the explainer and the report both translate)
+    pd_twice = clf.transform_features(model_space)
+    np.testing.assert_array_equal(pd_twice["age"].to_numpy(), model_space["age"].to_numpy())
+    path = gx.report(
+        clf, target.subset(np.arange(15)), tmp_path / "r.html",
+        n_global=10, n_background=5, max_evals=30, progress=False,
+    )  # fmt: skip
+    html = path.read_text()
+    assert "Model card" in html and "age" in html

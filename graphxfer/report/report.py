@@ -41,6 +41,8 @@ def report(
     progress: bool = True,
     method: str = "auto",
     n_global: int = 200,
+    n_background: int = 100,
+    max_evals: int | None = None,
     random_state: int | None = 0,
 ) -> Path:
     """Write a self-contained HTML report of ``model`` on ``cohort``, with its explanations.
@@ -86,6 +88,9 @@ def report(
         :func:`graphxfer.explain.explain`).
     n_global : int, default=200
         At most this many records (a seeded sample) are explained for the global plots.
+    n_background, max_evals :
+        Background rows and evaluation budget of the explainer (see
+        :func:`graphxfer.explain.explain`); lower them for speed on slow models.
     random_state : int or None, default=0
         Seeds the sample and the explainer.
 
@@ -102,15 +107,19 @@ def report(
     if path.is_dir():
         raise ReportError(f"{str(path)!r} is a folder; give the path of the HTML file to write")
     bands = parse_risk_bands(risk_bands)
-    predictions = positive_proba(model, cohort.X)
+    translate = getattr(model, "transform_features", None)
+    frame = translate(cohort) if translate is not None else cohort.X
+    predictions = positive_proba(model, frame)
     selected = _select(records, cohort, predictions)
 
     if explanation is None:
         rows = _explained_rows(len(cohort), n_global, selected, random_state)
         explanation, info = explain_details(
             model,
-            cohort.X.iloc[rows],
+            frame.iloc[rows],
             method,
+            n_background=n_background,
+            max_evals=max_evals,
             random_state=random_state,
             progress=progress,
             stacklevel=3,
