@@ -230,7 +230,13 @@ def _explain(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     cohort = _load_cohort(args)
     explanation = explain(
-        model, cohort, method=args.method, random_state=args.seed, progress=not args.no_progress
+        model,
+        cohort,
+        method=args.method,
+        n_background=args.n_background,
+        max_evals=args.max_evals,
+        random_state=args.seed,
+        progress=not args.no_progress,
     )
     p = model.predict_proba(cohort)[:, 1]
     paths = export_explanations(explanation, p, args.out)
@@ -254,6 +260,9 @@ def _report(args: argparse.Namespace) -> int:
         records=records,
         show_ids=args.show_ids,
         method=args.method,
+        n_background=args.n_background,
+        max_evals=args.max_evals,
+        n_global=args.n_global,
         progress=not args.no_progress,
     )
     print(f"wrote {path}")
@@ -407,11 +416,18 @@ def _add_arguments(subparsers: dict[str, argparse.ArgumentParser]) -> None:
         p.add_argument("--method", default="auto",
                        choices=("auto", "tree", "exact", "permutation", "deep",
                                 "gradient"))  # fmt: skip
+        p.add_argument("--n-background", type=int, default=50,
+                       help="background records of the explainer (default 50)")  # fmt: skip
+        p.add_argument("--max-evals", type=int, default=None,
+                       help="model evaluations per record (permutation budget)")  # fmt: skip
         _add_common(p)
     subparsers["explain"].add_argument("--out", help="path prefix of CSV/JSON (required)")
     subparsers["report"].add_argument("--out", default="report.html", help="HTML file")
     subparsers["report"].add_argument("--records", help="comma-separated row positions")
     subparsers["report"].add_argument("--show-ids", action="store_true")
+    subparsers["report"].add_argument(
+        "--n-global", type=int, default=200, help="records explained for the global plots"
+    )
 
     p = subparsers["evaluate"]
     _add_data(p, "source_", "source cohort")

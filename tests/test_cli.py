@@ -1,0 +1,97 @@
+"""The command line: help, the whole job through files, clear one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from graphxfer.cli import main
+
+COMMANDS = ["pretrain", "finetune", "explain", "report", "evaluate", "demo", "cohorts"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert f"graphxfer {command}" in out and "--config" in out
+
+
+def test_pretrain_and_private_finetune_through_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    enc, model = tmp_path / "enc", tmp_path / "model.zip"
+    common = ["--dataset", "heart-disease", "--no-progress"]
+    assert main(["pretrain", *common, "--sites", "cleveland,hungarian", "--encoder", "mlp",
+                 "--epochs", "2", "--out", str(enc)]) == 0  # fmt: skip
+    assert (enc / "weights.safetensors").is_file() and (enc / "meta.json").is_file()
+    config = tmp_path / "finetune.toml"
+    config.write_text(
+        '[finetune]\nstrategy = "linear-probe"\nepsilon = 3.0\ndp-epochs = 2\ndp-batch-size = 32\n'
+    )
+    assert main(["finetune", *common, "--sites", "va", "--encoder", str(enc),
+                 "--config", str(config), "--out", str(model)]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "PrivacyLedger" in out and "fine-tune:linear-probe" in out
+
+
+@pytest.mark.slow
+def test_explain_and_report_through_files(tmp_path: Path) -> None:
+    enc, model = tmp_path / "enc", tmp_path / "model.zip"
+    common = ["--dataset", "heart-disease", "--no-progress"]
+    assert main(["pretrain", *common, "--sites", "cleveland,hungarian", "--encoder", "mlp",
+                 "--epochs", "2", "--out", str(enc)]) == 0  # fmt: skip
+    assert main(["finetune", *common, "--sites", "va", "--encoder", str(enc), "--epsilon", "3",
+                 "--dp-epochs", "2", "--accountant", "rdp", "--out", str(model)]) == 0  # fmt: skip
+    assert main(["explain", *common, "--sites", "switzerland", "--model", str(model),
+                 "--method", "permutation", "--n-background", "5", "--max-evals", "30",
+                 "--out", str(tmp_path / "ex")]) == 0  # fmt: skip
+    assert (tmp_path / "ex-explanations.csv").is_file() or any(tmp_path.glob("ex*.csv"))
+    html = tmp_path / "r.html"
+    assert main(["report", *common, "--sites", "switzerland", "--model", str(model),
+                 "--n-global", "20", "--n-background", "5", "--max-evals", "30",
+                 "--out", str(html)]) == 0  # fmt: skip
+    text = html.read_text()
+    assert "Content-Security-Policy" in text
+    assert "ε" in text or "epsilon" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["finetune", "--dataset", "heart-disease", "--encoder", "missing-dir", "--out", "x"],
+         "does not exist"),
+        (["pretrain", "--data", "no-such.csv", "--out", "x"], "does not exist"),
+        (["pretrain", "--dataset", "heart-disease", "--sites", "mars", "--out", "x"], "mars"),
+        (["pretrain", "--dataset", "heart-disease"], "--out is required"),
+        (["report", "--dataset", "heart-disease", "--config", "absent.toml"], "absent.toml"),
+    ],
+)  # fmt: skip
+def test_user_errors_are_one_line_with_status_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert err.strip().count("\n") == 0
+
+
+def test_unknown_config_key_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[pretrain]\nencodr = "mlp"\n')
+    assert main(["pretrain", "--dataset", "heart-disease", "--out", "x", "--config",
+                 str(config)]) == 2  # fmt: skip
+    assert "'encodr' is not an option" in capsys.readouterr().err
+
+
+def test_console_script_entry_point_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "graphxfer.cli", "--version"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("graphxfer ")
