@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
         "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "bench_threads": os.environ.get("BENCH_THREADS", "1"),
     }
     for name in ("numpy", "pandas", "pyarrow", "opacus", "shap", "xgboost", "pynndescent"):
         try:
@@ -84,20 +84,33 @@ def _load() -> str:
 
 # ---------------------------------------------------------------------- child processes
 def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far, MiB (``getrusage``)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """Peak resident memory of this process so far, MiB.
+
+    Linux's ``VmHWM`` (high-water mark of this address space). Not ``getrusage``'s
+    ``ru_maxrss``: Linux carries the parent's high-water mark across ``fork`` + ``exec``, so a
+    child started by a large parent would report the parent's memory as its own peak.
+    """
+    value = _status_kib("VmHWM:")
+    if value is not None:
+        return value / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # other systems
     return peak / 1024 if sys.platform != "darwin" else peak / 2**20
 
 
 def current_rss_mib() -> float:
     """Resident memory of this process now, MiB."""
+    value = _status_kib("VmRSS:")
+    return value / 1024 if value is not None else float("nan")
+
+
+def _status_kib(field: str) -> int | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+            if line.startswith(field):
+                return int(line.split()[1])
     except OSError:
         pass
-    return float("nan")
+    return None
 
 
 def emit(result: dict[str, Any]) -> None:
@@ -197,11 +210,26 @@ class Section:
     notes: list[str] = field(default_factory=list)
     command: str = ""
     seconds: float = 0.0
+    mode: str = ""
+    finished: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Section:
+        data = dict(data)
+        data["goals"] = [Goal(**g) for g in data.get("goals", [])]
+        return cls(**data)
 
     def markdown(self) -> str:
         out = [f"<!-- bench:{self.key} -->", f"## {self.title}", ""]
         if self.command:
-            out += [f"Command: `{self.command}` ({self.seconds:.0f} s).", ""]
+            out += [
+                f"Command: `{self.command}` ({self.mode or 'full'} mode, {self.seconds:.0f} s, "
+                f"finished {self.finished or 'n/a'}).",
+                "",
+            ]
         for table in self.tables:
             out += [table, ""]
         if self.goals:
@@ -276,27 +304,33 @@ _HEADER = """# Benchmarks
 Figures measured by `make bench` (`python -m benchmarks.run_all`); every number below is
 written by the benchmark code from its own measurements. Rerun to refresh them; a single
 benchmark (e.g. `python -m benchmarks.bench_knn`) refreshes its own section only.
-Peak memory is the peak resident set size (`getrusage`) of a fresh child process per
+Peak memory is the peak resident set size (Linux `VmHWM`) of a fresh child process per
 measurement, so it includes the Python interpreter and imported libraries (torch alone is
 about 300–400 MiB); *over start* subtracts the process's resident memory just before the
 measured work.
 """
 
 
-def machine_markdown(info: dict[str, Any], mode: str) -> str:
+RESULTS = ROOT / "benchmarks" / "results.json"
+"""The latest sections and machine description, from which the document is rebuilt."""
+
+
+def machine_markdown(info: dict[str, Any], modes: Sequence[str]) -> str:
+    kinds = sorted(set(modes))
+    mode = kinds[0] if len(kinds) == 1 else "mixed (" + ", ".join(kinds) + "; see each section)"
     lines = [
         "<!-- bench:machine -->",
         "## Machine and run",
         "",
-        f"- Mode: **{mode}**; finished {time.strftime('%Y-%m-%d %H:%M %Z')}",
+        f"- Mode: **{mode}**",
         f"- CPU: {info['cpu']}, {info['cores']} cores; RAM {info['ram_gib']} GiB; "
         f"GPU: {info['cuda'] or 'none'}",
         f"- Load average when the run started (1, 5, 15 min): {info['load_average']} — other "
         "jobs shared this machine, so timings are lower bounds of what it can do alone",
         f"- Python {info['python']}, {info['os']}; torch {info['torch']}, "
-        f"{os.environ.get('BENCH_THREADS', '1')} intra-op thread(s) per measuring process "
+        f"{info.get('bench_threads', '1')} intra-op thread(s) per measuring process "
         "(`BENCH_THREADS`; one is robust on a shared machine, where surplus OpenMP threads "
-        "spin at every barrier)",
+        "spin at every barrier — the demo section measures the effect)",
         "- "
         + ", ".join(
             f"{k} {info[k]}"
@@ -308,10 +342,10 @@ def machine_markdown(info: dict[str, Any], mode: str) -> str:
     return "\n".join(lines)
 
 
-def write_doc(sections: Sequence[Section], info: dict[str, Any], mode: str) -> Path:
-    """Rewrite ``docs/benchmarks.md`` with ``sections`` (a whole run)."""
+def write_doc(sections: Sequence[Section], info: dict[str, Any]) -> Path:
+    """Rewrite ``docs/benchmarks.md`` (and ``benchmarks/results.json``) from ``sections``."""
     goals = [g for s in sections for g in s.goals]
-    parts = [_HEADER, machine_markdown(info, mode), ""]
+    parts = [_HEADER, machine_markdown(info, [s.mode for s in sections]), ""]
     if goals:
         parts += [
             "<!-- bench:goals -->",
@@ -323,27 +357,28 @@ def write_doc(sections: Sequence[Section], info: dict[str, Any], mode: str) -> P
         ]
     parts += [s.markdown() + "\n" for s in sections]
     DOC.write_text("\n".join(parts))
+    RESULTS.write_text(
+        json.dumps({"machine": info, "sections": [s.to_dict() for s in sections]}, indent=1) + "\n"
+    )
     return DOC
 
 
-def update_doc_section(section: Section, info: dict[str, Any], mode: str) -> Path:
-    """Replace one section (and the machine description) of ``docs/benchmarks.md``."""
-    if not DOC.exists():
-        return write_doc([section], info, mode)
-    text = DOC.read_text()
-    text = _replace(text, "machine", machine_markdown(info, mode))
-    block = section.markdown()
-    if f"<!-- bench:{section.key} -->" in text:
-        text = _replace(text, section.key, block)
+def update_doc_section(section: Section, info: dict[str, Any]) -> Path:
+    """Replace one section of the latest results and rebuild ``docs/benchmarks.md``.
+
+    The other sections keep their figures (each says its mode and when it finished); the
+    machine description is this run's.
+    """
+    sections: list[Section] = []
+    if RESULTS.exists():
+        stored = json.loads(RESULTS.read_text())
+        sections = [Section.from_dict(s) for s in stored.get("sections", [])]
+    keys = [s.key for s in sections]
+    if section.key in keys:
+        sections[keys.index(section.key)] = section
     else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(text)
-    return DOC
-
-
-def _replace(text: str, key: str, block: str) -> str:
-    pattern = re.compile(rf"<!-- bench:{key} -->.*?<!-- /bench:{key} -->", flags=re.S)
-    return pattern.sub(lambda _: block, text, count=1)
+        sections.append(section)
+    return write_doc(sections, info)
 
 
 def standalone(run: Callable[[bool], Section], argv: Sequence[str] | None = None) -> None:
@@ -357,7 +392,15 @@ def standalone(run: Callable[[bool], Section], argv: Sequence[str] | None = None
     info = machine()
     start = time.perf_counter()
     section = run(args.quick)
-    section.seconds = time.perf_counter() - start
+    finish(section, start, args.quick)
     print_section(section)
     if not args.no_doc:
-        update_doc_section(section, info, "quick" if args.quick else "full")
+        update_doc_section(section, info)
+
+
+def finish(section: Section, start: float, quick: bool) -> Section:
+    """Stamp ``section`` with its duration, mode and finishing time."""
+    section.seconds = time.perf_counter() - start
+    section.mode = "quick" if quick else "full"
+    section.finished = time.strftime("%Y-%m-%d %H:%M %Z")
+    return section

@@ -17,6 +17,7 @@ from typing import Any
 from benchmarks._common import Goal, Section, emit, run_child, set_threads, standalone, table
 
 GOAL_LINEAR_PROBE = 1.5
+N_SOURCE = 20_000
 
 
 def _setup(quick: bool) -> tuple[Any, Any, Any, Any]:
@@ -26,7 +27,7 @@ def _setup(quick: bool) -> tuple[Any, Any, Any, Any]:
     from graphxfer.datasets import make_multisite
 
     n_target = 1000 if quick else 3000
-    cohort = make_multisite(n_sites=2, n_per_site=[20_000, n_target], random_state=4)
+    cohort = make_multisite(n_sites=2, n_per_site=[N_SOURCE, n_target], random_state=4)
     source, target = cohort.select_groups("site0"), cohort.select_groups("site1")
     enc = pretrain(
         source,
@@ -100,6 +101,8 @@ def child(quick: bool) -> None:
         {
             "rows": rows,
             "n_target": len(y),
+            "n_source": N_SOURCE,
+            "config": config.to_dict(),
             "opacus": {
                 "ours_s": ours_s,
                 "ours_train_s": phase.seconds,
@@ -206,13 +209,31 @@ def run(quick: bool) -> Section:
             True,
         ),
     ]
+    c = r["config"]
     section.notes.append(
-        f"Target: {r['n_target']:,} synthetic records; FT-transformer pretrained on 20,000 "
-        f"source records. DP: ε = 3 (PRV accountant), batch 64, Poisson sampling, clipping "
-        f"1.0, Opacus `hooks` per-sample gradients. *DP s* is the whole call: noise "
-        "calibration, Opacus set-up, training and the ledger; *training only* compares the "
-        "phases' own training time."
+        f"Target: {r['n_target']:,} synthetic records; FT-transformer pretrained on "
+        f"{r['n_source']:,} source records. DP: ε = {c['epsilon']:g} ({c['accountant']} "
+        f"accountant), {c['epochs']} epochs, batch {c['batch_size']}, Poisson sampling, "
+        f"clipping {c['max_grad_norm']:g}, Opacus `{c['grad_sample_mode']}` per-sample "
+        "gradients; the non-private runs use the same epochs, batch size, learning rate and "
+        "optimizer. *DP s* is the whole call: noise calibration, Opacus set-up, training and "
+        "the ledger; *training only* compares the phases' own training time."
     )
+    probe_fixed = probe["dp_s"] - probe["dp_train_s"]
+    whole, training = section.goals
+    if not whole.met:
+        section.notes.append(
+            f"Why the whole-call ratio of the linear probe misses the goal: {probe_fixed:.1f} s "
+            "of the DP call is outside the training phases (noise calibration by the "
+            "accountant, Opacus wrapping), a fixed cost per call that does not grow with the "
+            "data, so it weighs less as the target or the number of epochs grows."
+            + (
+                ""
+                if training.met
+                else " Inside the training phases, Opacus's per-sample gradient hooks and "
+                "Poisson-sampled batches of varying size add the rest."
+            )
+        )
     section.notes.append(
         f"Hand-written loop: `PrivacyEngine.make_private_with_epsilon` on the same module with "
         f"the same accountant, ε, δ, epochs, batch size, clipping bound and Adam learning rate "

@@ -96,8 +96,10 @@ def run(quick: bool) -> Section:
             "Quick mode: the goals are stated for 1M records; the largest size here is smaller."
         )
     section.notes.append(
-        "NN-descent (pynndescent, numba) compiles its kernels on first use in a process; the "
-        "time above includes that compilation (about 20–40 s), as a first pretraining run would."
+        "Each size runs in a fresh process, so its time includes compiling NN-descent's numba "
+        "kernels on first use, as a first pretraining run would. Peak memory is that of the "
+        "whole process (source features, the index built with max(3k, 30) neighbours per "
+        "record, the graph)."
     )
     return section
 

@@ -130,8 +130,10 @@ def run(quick: bool) -> Section:
         )
     )
     section.notes.append(
-        f"{ENCODER} encoder, `masked` objective, batch {BATCH}, chunks of 65,536 rows, shuffle "
-        "buffer 4 chunks, validation capped at 20,000 rows. Every chunk is validated against "
+        f"{ENCODER} encoder, `masked` objective, batch {BATCH}; Parquet row groups of "
+        f"{ROW_GROUP:,} rows; `pretrain_stream` defaults otherwise (chunks of 65,536 rows, "
+        "a shuffle buffer of 4 chunks, at most 20,000 validation rows). Every chunk is "
+        "validated against "
         "the schema (as a `Cohort`) in every pass; the records/s column counts that reading and "
         "featurising too. The writer process (not measured) holds the synthetic cohort while "
         "it writes the file."

@@ -17,7 +17,14 @@ import time
 import traceback
 from collections.abc import Sequence
 
-from benchmarks._common import Section, machine, print_section, write_doc
+from benchmarks._common import (
+    Section,
+    finish,
+    machine,
+    print_section,
+    update_doc_section,
+    write_doc,
+)
 
 BENCHMARKS = {
     "pretrain": "benchmarks.bench_pretrain",
@@ -35,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (minutes)")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHMARKS)}")
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite the document")
+    # a subset (--only) refreshes its sections and keeps the others' latest figures
     args = parser.parse_args(argv)
     chosen = list(BENCHMARKS) if not args.only else [s.strip() for s in args.only.split(",")]
     unknown = [c for c in chosen if c not in BENCHMARKS]
@@ -55,12 +63,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
             failed.append(key)
             section = Section(key, f"{key}: FAILED", notes=[f"The benchmark failed: `{exc!r}`"])
-        section.seconds = time.perf_counter() - start
+        finish(section, start, args.quick)
         sections.append(section)
         print_section(section)
         print(f"({key}: {section.seconds:.0f} s)", flush=True)
     if not args.no_doc:
-        path = write_doc(sections, info, mode)
+        if args.only:
+            for section in sections:
+                path = update_doc_section(section, info)
+        else:
+            path = write_doc(sections, info)
         print(f"\nwrote {path} ({mode} mode, {time.perf_counter() - start_all:.0f} s in all)")
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)

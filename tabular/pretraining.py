@@ -53,6 +53,10 @@ def pretrain(
     when the validation loss has not improved for ``patience`` epochs, and the weights of the
     best epoch are restored.
 
+    Under ``torchrun`` (``torch.distributed`` initialised with two or more processes) every
+    process computes its share of each global batch of ``batch_size`` rows and gradients are
+    averaged with DistributedDataParallel (:mod:`tabular.distributed`).
+
     Parameters
     ----------
     data : DataFrame or cohort-like
