@@ -60,9 +60,13 @@ def child(quick: bool) -> None:
     module, inputs, y, _ = _setup(quick)
     config = _config(quick)
     # warm-up (first-call costs of torch and Opacus), not measured
-    for kwargs in ({"train_config": dp.TrainConfig(epochs=1)}, {"config": _config(True)}):
+    warm: list[dict[str, Any]] = [
+        {"train_config": dp.TrainConfig(epochs=1)},
+        {"config": _config(True)},
+    ]
+    for options in warm:
         dp.fine_tune(copy.deepcopy(module), inputs, y, strategy="full", random_state=0,
-                     device="cpu", progress=False, **kwargs)  # fmt: skip
+                     device="cpu", progress=False, **options)  # fmt: skip
     rows = []
     for name in dp.available_strategies():
         timings: dict[str, Any] = {"strategy": name}

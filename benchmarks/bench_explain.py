@@ -113,7 +113,7 @@ def child(quick: bool) -> None:
         "TransferClassifier (FT-transformer)": clf,
         "one-hot MLP (differentiable stand-in)": mlp,
     }
-    rows = []
+    rows: list[dict[str, Any]] = []
     for method in ("permutation", "gradient", "deep"):
         for label, model in models.items():
             if method == "permutation" and model is mlp:
@@ -203,6 +203,14 @@ def run(quick: bool) -> Section:
         f"projects to at most {TIME_CAP:.0f} s; *seconds per {N_EXPLAIN:,}* scales the "
         "measured time linearly (every record is explained independently)."
     )
+    gradient_goal = next(g for g in section.goals if g.name.startswith("gradient"))
+    if gradient_goal.met is False:
+        notes.append(
+            f"Why the gradient goal is missed: {N_EXPLAIN:,} records × 200 samples = "
+            f"{200 * N_EXPLAIN:,} forward-and-backward rows through the model, the cost of "
+            "about one epoch of training on as many rows (see the pretraining section for the "
+            "FT-transformer's rate); fewer samples (`max_evals`) trade precision for time."
+        )
     section.notes += notes
     return section
 
