@@ -85,7 +85,7 @@ class OneHotMLP:
         import torch
 
         with torch.no_grad():
-            p = torch.sigmoid(self.module_(self.encode(X)).reshape(-1)).numpy()
+            p = torch.sigmoid(self.module_(self.encode(X)).reshape(-1)).detach().cpu().numpy()
         return np.stack([1 - p, p], axis=1)
 
     def torch_explain_parts(self) -> dict[str, Any]:
