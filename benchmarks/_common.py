@@ -305,9 +305,8 @@ Figures measured by `make bench` (`python -m benchmarks.run_all`); every number 
 written by the benchmark code from its own measurements. Rerun to refresh them; a single
 benchmark (e.g. `python -m benchmarks.bench_knn`) refreshes its own section only.
 Peak memory is the peak resident set size (Linux `VmHWM`) of a fresh child process per
-measurement, so it includes the Python interpreter and imported libraries (torch alone is
-about 300–400 MiB); *over start* subtracts the process's resident memory just before the
-measured work.
+measurement, so it includes the Python interpreter and the imported libraries (torch among
+them); *over start* subtracts the process's resident memory just before the measured work.
 """
 
 
@@ -330,7 +329,7 @@ def machine_markdown(info: dict[str, Any], modes: Sequence[str]) -> str:
         f"- Python {info['python']}, {info['os']}; torch {info['torch']}, "
         f"{info.get('bench_threads', '1')} intra-op thread(s) per measuring process "
         "(`BENCH_THREADS`; one is robust on a shared machine, where surplus OpenMP threads "
-        "spin at every barrier — the demo section measures the effect)",
+        "spin at every barrier; the demo section runs both ways)",
         "- "
         + ", ".join(
             f"{k} {info[k]}"

@@ -26,6 +26,7 @@ _LAZY: dict[str, str] = {
     "load_encoder": "graphxfer.encoder:load_encoder",
     "load_model": "graphxfer.transfer:load_model",
     "pretrain": "graphxfer.encoder:pretrain",
+    "pretrain_stream": "graphxfer.distributed:pretrain_stream",
     "report": "graphxfer.report",
 }
 
