@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import re
 from collections.abc import Iterator
 
@@ -82,3 +83,36 @@ def iter_batches(
 def state_to_cpu(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached, contiguous CPU copy of ``module.state_dict()`` (safe to keep or to save)."""
     return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+class EarlyStopping:
+    """Best-epoch tracking on a validation loss, with patience and restoration of the best weights.
+
+    Shared by in-memory, distributed and streaming pretraining. Without a validation loss
+    (``None``) every epoch counts as the best and training never stops early.
+    """
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.stale = 0
+        self._best_state: tuple[dict[str, torch.Tensor], ...] | None = None
+
+    def step(self, epoch: int, val_loss: float | None, *modules: torch.nn.Module) -> bool:
+        """Record one epoch; return True when training should stop."""
+        if val_loss is None:
+            self.best_epoch = epoch
+            return False
+        if val_loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.stale = val_loss, epoch, 0
+            self._best_state = tuple(state_to_cpu(m) for m in modules)
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+    def restore(self, *modules: torch.nn.Module) -> None:
+        """Load the weights of the best epoch (if one was recorded) into ``modules``."""
+        if self._best_state is not None:
+            for module, state in zip(modules, self._best_state, strict=True):
+                module.load_state_dict(state)

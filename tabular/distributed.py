@@ -259,7 +259,7 @@ def train_ddp(
     """
     from tqdm.auto import tqdm
 
-    from tabular._torch import state_to_cpu
+    from tabular._torch import EarlyStopping
 
     info = distributed_info()
     if not info.active:
@@ -269,8 +269,7 @@ def train_ddp(
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     mask_gen = torch.Generator().manual_seed((val_seed + 104729 * (info.rank + 1)) % (2**63 - 1))
     history: list[dict[str, Any]] = []
-    best_loss, best_epoch, best_state = math.inf, 0, None
-    stale = 0
+    stopper = EarlyStopping(patience)
     bar = tqdm(
         range(1, epochs + 1),
         desc=f"{label} x{info.world_size}",
@@ -308,21 +307,11 @@ def train_ddp(
             bar.set_postfix(
                 train=f"{train_loss:.4f}", val="-" if val_loss is None else f"{val_loss:.4f}"
             )
-            if val_loss is None:
-                best_epoch = epoch
-                continue
-            if val_loss < best_loss:
-                best_loss, best_epoch, stale = val_loss, epoch, 0
-                best_state = (state_to_cpu(network), state_to_cpu(obj))
-            else:
-                stale += 1
-                if stale >= patience:
-                    break
+            if stopper.step(epoch, val_loss, network, obj):
+                break
     bar.close()
-    if best_state is not None:
-        network.load_state_dict(best_state[0])
-        obj.load_state_dict(best_state[1])
-    return history, best_epoch
+    stopper.restore(network, obj)
+    return history, stopper.best_epoch
 
 
 def _sharded_pass(

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from tabular._data import as_frame, outcome, resolve_columns
-from tabular._torch import iter_batches, resolve_device, seed_from, seeded, state_to_cpu
+from tabular._torch import EarlyStopping, iter_batches, resolve_device, seed_from, seeded
 from tabular.encoders import EncoderNetwork
 from tabular.exceptions import PretrainingError
 from tabular.featurizer import Featurizer
@@ -309,8 +309,7 @@ def _train(
     params = [p for p in (*network.parameters(), *obj.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     history: list[dict[str, Any]] = []
-    best_loss, best_epoch, best_state = math.inf, 0, None
-    stale = 0
+    stopper = EarlyStopping(patience)
     bar = tqdm(range(1, epochs + 1), desc=label, unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         start = time.perf_counter()
@@ -340,21 +339,11 @@ def _train(
         bar.set_postfix(
             train=f"{train_loss:.4f}", val="-" if val_loss is None else f"{val_loss:.4f}"
         )
-        if val_loss is None:
-            best_epoch = epoch
-            continue
-        if val_loss < best_loss:
-            best_loss, best_epoch, stale = val_loss, epoch, 0
-            best_state = (state_to_cpu(network), state_to_cpu(obj))
-        else:
-            stale += 1
-            if stale >= patience:
-                break
+        if stopper.step(epoch, val_loss, network, obj):
+            break
     bar.close()
-    if best_state is not None:
-        network.load_state_dict(best_state[0])
-        obj.load_state_dict(best_state[1])
-    return history, best_epoch
+    stopper.restore(network, obj)
+    return history, stopper.best_epoch
 
 
 def _best_val(history: list[dict[str, Any]], best_epoch: int) -> float | None:

@@ -502,7 +502,7 @@ def pretrain_stream(
     """
     import torch
 
-    from tabular._torch import resolve_device, seed_from, seeded, state_to_cpu
+    from tabular._torch import EarlyStopping, resolve_device, seed_from, seeded
     from tabular.distributed import broadcast_object, distributed_info, wrap_ddp
     from tabular.encoders import EncoderNetwork
     from tabular.objectives import OBJECTIVES, make_objective
@@ -596,7 +596,7 @@ def pretrain_stream(
         rng = np.random.default_rng([int(seeds[2]), info.rank])
 
         history: list[dict[str, Any]] = []
-        best_loss, best_epoch, best_state, stale = math.inf, 0, None, 0
+        stopper = EarlyStopping(patience)
         val_parts: list[tuple[FeatureBatch, np.ndarray | None]] = []
         val_data: tuple[FeatureBatch, np.ndarray | None] | None = None
         from tqdm.auto import tqdm
@@ -685,20 +685,11 @@ def pretrain_stream(
                 raise PretrainingError(
                     f"the pretraining loss is not finite ({train_loss}); lower lr"
                 )
-            if val_loss is None:
-                best_epoch = epoch
-                continue
-            if val_loss < best_loss:
-                best_loss, best_epoch, stale = val_loss, epoch, 0
-                best_state = (state_to_cpu(network), state_to_cpu(obj))
-            else:
-                stale += 1
-                if stale >= patience:
-                    break
+            if stopper.step(epoch, val_loss, network, obj):
+                break
         bar.close()
-    if best_state is not None:
-        network.load_state_dict(best_state[0])
-        obj.load_state_dict(best_state[1])
+    stopper.restore(network, obj)
+    best_epoch = stopper.best_epoch
     network.cpu().eval()
     obj.cpu()
     head = getattr(obj, "head", None) if objective_cls.needs_outcome else None

@@ -195,9 +195,9 @@ def render(ctx: ReportContext) -> str:
 def _environment() -> Any:
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
-    return Environment(
-        loader=PackageLoader("graphxfer.report", "templates"),
+    return Environment(  # autoescape on: column names and values are user data
         autoescape=True,
+        loader=PackageLoader("graphxfer.report", "templates"),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
