@@ -9,10 +9,13 @@
   machine; every process then pretrains with DistributedDataParallel (``gloo`` on CPU, ``nccl``
   on CUDA) and rank 0 saves the encoder.
 
-Graph encoders (``graphsage``, ``gat``, ``gin``) are not yet supported by either: their
-k-nearest-neighbour graph needs every source record in memory, and their neighbour-sampled
-training loop is single-process. :func:`check_distributed_encoder` says so before anything runs.
-See ``docs/scale.md``.
+Graph encoders (``graphsage``, ``gat``, ``gin``) pretrain across processes too
+(:func:`graphxfer.graphs.pretrain_graph` under ``torchrun``): rank 0 builds the
+k-nearest-neighbour graph and sends it to the others, and each process samples the
+neighbourhoods of its own share of every global batch of seed records. They cannot stream:
+the graph and the file they are saved in hold every source record (attachment of a target
+record searches them), so the source has to fit in memory; :func:`check_distributed_encoder`
+says so before anything runs. See ``docs/scale.md``.
 """
 
 from __future__ import annotations
@@ -50,29 +53,40 @@ class DistributedUnsupportedError(GraphxferError):
     """The encoder cannot be pretrained from a stream or across processes (yet)."""
 
 
-def check_distributed_encoder(encoder: str, *, what: str = "across processes") -> None:
-    """Raise :class:`DistributedUnsupportedError` unless ``encoder`` supports ``what``.
+def check_distributed_encoder(encoder: str, *, streaming: bool = False) -> None:
+    """Raise unless ``encoder`` can be pretrained across processes (``streaming=False``) or
+    from a stream of files (``streaming=True``).
+
+    Every encoder trains across processes; only tabular encoders stream.
+
+    Raises
+    ------
+    DistributedUnsupportedError
+        A graph encoder with ``streaming=True``.
+    GraphxferError
+        An unknown encoder.
 
     Examples
     --------
-    >>> check_distributed_encoder("mlp")
+    >>> check_distributed_encoder("gin")
     >>> try:
-    ...     check_distributed_encoder("gin")
+    ...     check_distributed_encoder("gin", streaming=True)
     ... except DistributedUnsupportedError as exc:
-    ...     print(str(exc)[:52])
-    graph encoder 'gin' cannot be pretrained across proc
+    ...     print(str(exc)[:50])
+    graph encoder 'gin' cannot be pretrained from a st
     """
-    if encoder in GRAPH_ENCODERS:
-        raise DistributedUnsupportedError(
-            f"graph encoder {encoder!r} cannot be pretrained {what} yet: its "
-            "k-nearest-neighbour graph needs every source record in memory and its "
-            "neighbour-sampled training runs in one process. Pretrain it in one process "
-            "(--nproc-per-node 1; a kNN graph over 1M records builds on one machine, see "
-            f"docs/scale.md), or choose a tabular encoder {TABULAR_ENCODERS}"
-        )
-    if encoder not in TABULAR_ENCODERS:
+    if encoder not in TABULAR_ENCODERS + GRAPH_ENCODERS:
         raise GraphxferError(
             f"unknown encoder {encoder!r}; choose one of {TABULAR_ENCODERS + GRAPH_ENCODERS}"
+        )
+    if streaming and encoder in GRAPH_ENCODERS:
+        raise DistributedUnsupportedError(
+            f"graph encoder {encoder!r} cannot be pretrained from a stream: its "
+            "k-nearest-neighbour graph, and the encoder file that target records attach to, "
+            "hold every source record, so the source must fit in memory (a graph over 1M "
+            "records builds on one machine, see docs/scale.md). Load the source as a Cohort "
+            "and use graphxfer.pretrain (across processes with torchrun if need be), or "
+            f"stream with a tabular encoder {TABULAR_ENCODERS}"
         )
 
 
@@ -264,7 +278,7 @@ def pretrain_stream(
 
     if not isinstance(schema, Schema):
         raise GraphxferError(f"schema must be a graphxfer.Schema, got {type(schema).__name__}")
-    check_distributed_encoder(encoder, what="from a stream")
+    check_distributed_encoder(encoder, streaming=True)
     schema = schema.copy()
     target = schema.target.name if schema.target is not None else None
     read = [c.name for c in schema.columns if c.role != "ignore"]
@@ -340,10 +354,9 @@ def launch_pretrain(args: argparse.Namespace) -> int:
 
     Raises
     ------
-    DistributedUnsupportedError
-        A graph encoder.
     GraphxferError
-        Bad launcher options, or a process that failed (its error is printed above).
+        An unknown encoder, bad launcher options, or a process that failed (its error is
+        printed above).
     """
     check_distributed_encoder(args.encoder)
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError

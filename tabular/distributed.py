@@ -44,6 +44,7 @@ __all__ = [
     "LossModule",
     "all_reduce_sum",
     "broadcast_object",
+    "broadcast_tensor",
     "default_backend",
     "distributed_info",
     "init_from_env",
@@ -173,6 +174,44 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj if info.rank == src else None]
     dist.broadcast_object_list(box, src=src, device=_collective_device())
     return box[0]
+
+
+def broadcast_tensor(tensor: torch.Tensor | None, src: int = 0) -> torch.Tensor:
+    """``tensor`` as held by rank ``src``, on the CPU of every process.
+
+    The other processes pass ``None`` (or anything: it is ignored); shape and dtype travel
+    first, then the values through one ``torch.distributed.broadcast``. Without a process
+    group ``tensor`` is returned as is.
+
+    Raises
+    ------
+    PretrainingError
+        ``src`` holds no tensor.
+    """
+    info = distributed_info()
+    if info.rank == src and not isinstance(tensor, torch.Tensor):
+        raise PretrainingError(f"rank {src} must pass a tensor to broadcast_tensor")
+    if not info.active:
+        assert tensor is not None
+        return tensor
+    import torch.distributed as dist
+
+    meta = broadcast_object(
+        (tuple(tensor.shape), str(tensor.dtype))
+        if info.rank == src and tensor is not None
+        else None,
+        src=src,
+    )
+    shape, dtype_name = meta
+    dtype = getattr(torch, dtype_name.removeprefix("torch."))
+    dev = _collective_device()
+    if info.rank == src:
+        assert tensor is not None
+        buffer = tensor.detach().to(dev).contiguous()
+    else:
+        buffer = torch.empty(shape, dtype=dtype, device=dev)
+    dist.broadcast(buffer, src=src)
+    return buffer.cpu()
 
 
 def _collective_device() -> torch.device:

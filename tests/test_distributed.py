@@ -156,7 +156,8 @@ def test_two_gloo_processes_match_single_process_training(tmp_path: Path) -> Non
     assert single.history_[-1]["train_loss"] < single.history_[0]["train_loss"] + 1e-9
 
 
-def test_cli_relaunches_through_torchrun(tmp_path: Path) -> None:
+@pytest.mark.parametrize("encoder", ["mlp", "graphsage"])
+def test_cli_relaunches_through_torchrun(tmp_path: Path, encoder: str) -> None:
     out = tmp_path / "enc"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
@@ -170,7 +171,7 @@ def test_cli_relaunches_through_torchrun(tmp_path: Path) -> None:
             "--sites",
             "cleveland,hungarian",
             "--encoder",
-            "mlp",
+            encoder,
             "--objective",
             "supervised",
             "--epochs",
@@ -198,16 +199,24 @@ def test_cli_relaunches_through_torchrun(tmp_path: Path) -> None:
     from graphxfer import load_encoder
 
     enc = load_encoder(out)
-    assert enc.inner.source_summary_["world_size"] == 2
+    if encoder == "mlp":
+        assert enc.inner.source_summary_["world_size"] == 2
+    else:
+        assert [h["world_size"] for h in enc.inner.history_] == [2, 2]
     assert enc.source_summary["n_rows"] == 597
 
 
-def test_graph_encoders_refuse_distributed_pretraining() -> None:
+def test_only_tabular_encoders_stream() -> None:
     from graphxfer.distributed import DistributedUnsupportedError, check_distributed_encoder
+    from graphxfer.exceptions import GraphxferError
 
-    with pytest.raises(DistributedUnsupportedError, match="graph encoder"):
-        check_distributed_encoder("graphsage")
-    check_distributed_encoder("mlp")
+    for encoder in ("mlp", "ft-transformer", "tabnet", "graphsage", "gat", "gin"):
+        check_distributed_encoder(encoder)  # every encoder trains across processes
+    check_distributed_encoder("mlp", streaming=True)
+    with pytest.raises(DistributedUnsupportedError, match="graph encoder 'graphsage'"):
+        check_distributed_encoder("graphsage", streaming=True)
+    with pytest.raises(GraphxferError, match="unknown encoder 'cnn'"):
+        check_distributed_encoder("cnn")
 
 
 def test_streaming_ddp_keeps_replicas_identical(tmp_path: Path) -> None:

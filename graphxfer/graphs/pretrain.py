@@ -20,6 +20,13 @@ Large graphs train in mini-batches of seed records with sampled neighbourhoods
 validation split of the source nodes drives early stopping; the best weights are kept. All
 randomness — initialisation, splits, sampling, masks, corruption — comes from ``torch.Generator``
 objects seeded from ``random_state``; torch's global generator is never seeded.
+
+Under ``torchrun`` (``torch.distributed`` initialised with two or more processes) training is
+data-parallel (DistributedDataParallel): rank 0 builds the k-nearest-neighbour graph and sends
+it to the others, every process draws the same global order of seed records, takes its share
+of each global batch and samples those seeds' neighbourhoods with a generator of its own;
+gradients are averaged over processes and validation losses summed, so every process stops
+at the same epoch with the same weights. See ``docs/scale.md``.
 """
 
 from __future__ import annotations
@@ -47,8 +54,16 @@ from graphxfer.graphs.encoders import GNNEncoder, graph_encoder_class
 from graphxfer.graphs.features import DenseFeatures
 from graphxfer.graphs.graph_encoder import GraphEncoder
 from graphxfer.graphs.knn import KNN_METHODS, KNNIndex, neighbors_to_edge_index
-from graphxfer.graphs.sampling import NeighborTable, iter_subgraphs
+from graphxfer.graphs.sampling import NeighborTable, iter_subgraphs, sample_subgraph
 from graphxfer.graphs.validate import validate_graph
+from tabular.distributed import (
+    DistributedInfo,
+    all_reduce_sum,
+    broadcast_object,
+    broadcast_tensor,
+    distributed_info,
+    shard_bounds,
+)
 
 __all__ = ["OBJECTIVES", "pretrain_graph"]
 
@@ -237,6 +252,63 @@ def _graph_edges(graph: Any) -> torch.Tensor:
         raise GraphError(f"graph must be a PyG Data or an edge_index tensor: {exc}") from exc
 
 
+class _TaskLoss(nn.Module):
+    """A task whose forward pass is its loss (what DistributedDataParallel wraps)."""
+
+    def __init__(self, task: _Task) -> None:
+        super().__init__()
+        self.task = task
+
+    def forward(self, batch: Any, generator: torch.Generator) -> torch.Tensor:
+        return self.task.loss(batch, generator)
+
+
+def _build_graph(
+    x: torch.Tensor,
+    graph: Any,
+    k: int,
+    knn_method: str,
+    seed: int,
+    isolated: str,
+    info: DistributedInfo,
+) -> tuple[KNNIndex, torch.Tensor]:
+    """The attachment index and the validated source graph.
+
+    Under DDP only rank 0 searches neighbours (NN-descent is randomised and costly); the
+    other processes receive its graph, so every process trains on the same edges, and index
+    the source for exact search (fitting that index stores the points, nothing more).
+    """
+    from torch_geometric.data import Data
+
+    n = x.shape[0]
+    edge_index: torch.Tensor | None = None
+    error: str | None = None
+    if info.is_main:
+        try:
+            index = KNNIndex(k, method=knn_method, random_state=seed).fit(x)
+            if graph is None:
+                edge_index = neighbors_to_edge_index(index.neighbors())
+        except GraphError as exc:
+            error = str(exc)
+    else:
+        index = KNNIndex(k, method="exact", random_state=seed)
+    if info.active:
+        error = broadcast_object(error)
+    if error is not None:
+        raise GraphError(error)
+    if not info.is_main:
+        index.fit(x)
+    if graph is None:
+        if info.active:
+            edge_index = broadcast_tensor(edge_index)
+        policy = "error"
+    else:
+        edge_index = _graph_edges(graph)
+        policy = isolated
+    checked = validate_graph(Data(x=x, edge_index=edge_index, num_nodes=n), isolated=policy)
+    return index, checked.edge_index
+
+
 # ---------------------------------------------------------------------- training
 def pretrain_graph(
     source: Any,
@@ -291,7 +363,8 @@ def pretrain_graph(
     epochs : int, default=50
         Most passes over the training nodes.
     batch_size : int, default=512
-        Seed records per mini-batch.
+        Seed records per mini-batch (per global batch, shared among the processes under
+        ``torchrun``).
     fanout : int, sequence of int/None, or None, default=(10, 10)
         Neighbours sampled per hop, one entry per layer; ``None`` keeps all neighbours.
     lr, weight_decay : float
@@ -315,7 +388,9 @@ def pretrain_graph(
     Returns
     -------
     GraphEncoder
-        With ``history_`` (per-epoch ``train_loss`` and ``val_loss``).
+        With ``history_`` (per-epoch ``train_loss``, ``val_loss`` and ``world_size``, the
+        number of processes). Under ``torchrun`` every process returns the trained encoder;
+        save it from rank 0, whose neighbour index built the graph.
 
     Raises
     ------
@@ -349,17 +424,8 @@ def pretrain_graph(
     x, y_raw, featurizer, dense = _source_inputs(source, featurizer, max_categories)
     n = x.shape[0]
     y = _check_y(y_raw, n, objective)
-    index = KNNIndex(k, method=knn_method, random_state=int(seeds[0])).fit(x)
-    if graph is None:
-        edge_index = neighbors_to_edge_index(index.neighbors())
-        policy = "error"
-    else:
-        edge_index = _graph_edges(graph)
-        policy = isolated
-    from torch_geometric.data import Data
-
-    checked = validate_graph(Data(x=x, edge_index=edge_index, num_nodes=n), isolated=policy)
-    edge_index = checked.edge_index
+    info = distributed_info()
+    index, edge_index = _build_graph(x, graph, k, knn_method, int(seeds[0]), isolated, info)
     table = NeighborTable.from_edge_index(edge_index, n)
 
     params: dict[str, Any] = {"hidden": hidden, "layers": layers}
@@ -383,9 +449,50 @@ def pretrain_graph(
     val_nodes, train_nodes = order[:n_val], order[n_val:]
     x_dev = x.to(dev)
     y_dev = y.to(dev) if y is not None else None
-    optimizer = torch.optim.AdamW(task.parameters(), lr=lr, weight_decay=weight_decay)
+    model: nn.Module = task
+    if info.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(_TaskLoss(task))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    # under DDP the global batch order comes from ``sample_gen`` (alike in every process);
+    # neighbour sampling, masks and corruption from a generator of the process's own
+    rank_gen = make_generator(int(seeds[2]) + 7919 * info.rank) if info.active else sample_gen
+
+    def run_shared(nodes: torch.Tensor, gen: torch.Generator, train: bool) -> float:
+        """One data-parallel pass: this process takes its share of every global batch."""
+        task.train(train)
+        if train:
+            nodes = nodes[torch.randperm(len(nodes), generator=sample_gen)]
+        total, count = 0.0, 0
+        for start in range(0, len(nodes), batch_size):
+            global_rows = min(batch_size, len(nodes) - start)
+            if global_rows < info.world_size:
+                continue  # some process would get no seed: every process skips this batch
+            lo, hi = shard_bounds(global_rows, info.world_size, info.rank)
+            batch = sample_subgraph(
+                table, nodes[start + lo : start + hi], hops, generator=gen, x=x_dev, y=y_dev
+            ).to(dev)
+            with torch.set_grad_enabled(train):
+                loss = model(batch, gen) if train else task.loss(batch, gen)
+            if not torch.isfinite(loss):
+                raise GraphError(
+                    f"the pretraining loss became NaN or infinite in process {info.rank}; lower lr"
+                )
+            if train:
+                # DDP averages gradients over processes; weighting each share by its size
+                # makes the average the gradient of the mean loss over the global batch
+                optimizer.zero_grad(set_to_none=True)
+                (loss * ((hi - lo) * info.world_size / global_rows)).backward()
+                optimizer.step()
+            total += float(loss.detach()) * (hi - lo)
+            count += hi - lo
+        summed, rows = all_reduce_sum([total, count])
+        return summed / max(rows, 1)
 
     def run(nodes: torch.Tensor, gen: torch.Generator, train: bool) -> float:
+        if info.active:
+            return run_shared(nodes, gen, train)
         task.train(train)
         total, count = 0.0, 0
         for batch in iter_subgraphs(
@@ -407,13 +514,21 @@ def pretrain_graph(
     history: list[dict[str, Any]] = []
     best_state: dict[str, torch.Tensor] | None = None
     best_loss, waited = math.inf, 0
-    bar = tqdm(range(epochs), desc=f"{encoder}/{objective}", disable=not progress, leave=False)
+    label = f"{encoder}/{objective}" + (f" x{info.world_size}" if info.active else "")
+    bar = tqdm(range(epochs), desc=label, disable=not (progress and info.is_main), leave=False)
     for epoch in bar:
-        train_loss = run(train_nodes, sample_gen, True)
+        train_loss = run(train_nodes, rank_gen, True)
         val_loss = None
         if n_val:
-            val_loss = run(val_nodes, make_generator(int(seeds[3])), False)
-        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss})
+            val_loss = run(val_nodes, make_generator(int(seeds[3]) + info.rank), False)
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "world_size": info.world_size,
+            }
+        )
         bar.set_postfix(
             train=f"{train_loss:.4f}", val="-" if val_loss is None else f"{val_loss:.4f}"
         )
