@@ -16,7 +16,7 @@ import pandas as pd
 
 from graphxfer.explain._codec import FeatureCodec
 from graphxfer.explain._model import ModelFunction
-from graphxfer.explain._torch import torch_parts
+from graphxfer.explain._torch import expected_gradients, torch_parts
 from graphxfer.explain._xgboost import BoosterView
 from graphxfer.explain.exceptions import ExplanationError
 
@@ -195,7 +195,6 @@ def _deep(task: ExplainTask) -> tuple[np.ndarray, np.ndarray]:
     "a sampling approximation, not exactly additive",
 )
 def _gradient(task: ExplainTask) -> tuple[np.ndarray, np.ndarray]:
-    import shap
     import torch
 
     parts = torch_parts(task.model, task.codec.names, sorted(METHODS))
@@ -203,10 +202,9 @@ def _gradient(task: ExplainTask) -> tuple[np.ndarray, np.ndarray]:
     background = parts.tensor(task.background, torch.float32)
     inputs = parts.tensor(task.frame, torch.float32)
     samples = task.max_evals if task.max_evals is not None else DEFAULT_GRADIENT_SAMPLES
-    with _kept_global_rng():
-        explainer = shap.GradientExplainer(head, background)
-        raw = explainer.shap_values(inputs, nsamples=samples, rseed=task.seed)
-    values = np.asarray(raw, dtype=np.float64).reshape(inputs.shape)
+    values = expected_gradients(
+        head, background, inputs, samples=samples, seed=task.seed, progress=task.progress
+    )
     with torch.no_grad():
         base = float(head(background).double().mean())
     return parts.per_column(values, task.codec.names), np.full(len(task.frame), base)
