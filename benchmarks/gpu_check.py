@@ -86,16 +86,23 @@ class Pipeline:
         h = enc.history[-1]
         return time.perf_counter() - t, f"{h['records_per_s']:,.0f} records/s (epoch, with reading)"
 
-    def ddp(self, device: str) -> tuple[float, str]:
+    def ddp(self, device: str, encoder: str = "mlp") -> tuple[float, str]:
         import torch
 
         if device.startswith("cuda") and torch.cuda.device_count() < 2:
             return float("nan"), "skipped: nccl needs 2 GPUs for 2 processes"
         import subprocess
 
-        out = self.folder / f"ddp-{device}"
-        cmd = [sys.executable, "-m", "graphxfer.cli", "pretrain", "--data", str(self.parquet),
-               "--target", "y", "--group", "site", "--encoder", "mlp", "--objective",
+        data = self.parquet
+        if encoder != "mlp":  # a graph encoder: the graph step's source, as a file
+            data = self.folder / "graph-source.parquet"
+            if not data.exists():
+                n = self.size["graph"]
+                source = self.source if len(self.source) <= n else self._subsample(self.source, n)
+                source.data.to_parquet(data)
+        out = self.folder / f"ddp-{encoder}-{device}"
+        cmd = [sys.executable, "-m", "graphxfer.cli", "pretrain", "--data", str(data),
+               "--target", "y", "--group", "site", "--encoder", encoder, "--objective",
                "supervised", "--epochs", "1", "--batch-size", "1024", "--nproc-per-node", "2",
                "--master-port", "0", "--device", device.split(":")[0], "--no-progress",
                "--out", str(out)]  # fmt: skip
@@ -210,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         ("pretrain ft-transformer", lambda d: pipe.pretrain(d, "ft-transformer")),
         ("streaming pretrain (Parquet)", pipe.stream),
         ("DDP pretrain, 2 processes", pipe.ddp),
+        ("DDP graphsage pretrain, 2 processes", lambda d: pipe.ddp(d, "graphsage")),
         ("DP fine-tuning (Opacus, lp-ft)", pipe.dp),
         ("explain: permutation", lambda d: pipe.explain(d, "permutation")),
         ("explain: gradient", lambda d: pipe.explain(d, "gradient")),
