@@ -133,7 +133,13 @@ def child(quick: bool) -> None:
                 {"method": method, "model": label, "records": k, "features": info["features"],
                  "seconds": seconds, "n_background": info["n_background"]}
             )  # fmt: skip
-    emit({"rows": rows, "n": n, "probe": probe})
+    # the transfer model's own forward rate: what the permutation explainer multiplies
+    rows_x = data.sample(27_000 if not quick else 2_700, replace=True, random_state=1)
+    clf.predict_proba(rows_x.iloc[:100])
+    t = time.perf_counter()
+    clf.predict_proba(rows_x)
+    forward = len(rows_x) / (time.perf_counter() - t)
+    emit({"rows": rows, "n": n, "probe": probe, "forward_rows_per_s": forward})
 
 
 def _timed(model: Any, data: Any, method: str) -> tuple[float, dict[str, int]]:
@@ -195,9 +201,21 @@ def run(quick: bool) -> Section:
             "FT-transformer transfer model); the tree explainer (XGBoost) and the gradient "
             "methods avoid that multiplication."
         )
+        forward = r.get("forward_rows_per_s")
+        if forward:
+            needed = evals * perm["n_background"] * N_EXPLAIN / GOALS["permutation"]
+            notes.append(
+                f"Why the permutation goal is out of reach for this model: {N_EXPLAIN:,} "
+                f"records in {GOALS['permutation']:.0f} s need {needed:,.0f} forward rows per "
+                f"second; `predict_proba` of the transfer model runs {forward:,.0f} rows per "
+                f"second here ({needed / forward:.0f}× short) before any explainer overhead. "
+                "A smaller background (`n_background`) or budget (`max_evals`) divides the "
+                "time, at the cost of precision."
+            )
     notes.append(
         "Gradient: expected gradients, 200 samples per record (one forward and backward row "
-        "each); deep: DeepLIFT against the background rows. The goals use the transfer model "
+        "each), computed for many records per pass (8,192 points at a time); deep: DeepLIFT "
+        "against the background rows. The goals use the transfer model "
         "where it can be explained and the stand-in otherwise. "
         f"Each explainer is timed on {r['probe']} records first and on all {r['n']} when that "
         f"projects to at most {TIME_CAP:.0f} s; *seconds per {N_EXPLAIN:,}* scales the "
