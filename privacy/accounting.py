@@ -11,7 +11,13 @@ import numpy as np
 
 from privacy.exceptions import UnreachableEpsilonError
 
-__all__ = ["calibrate_noise", "compute_epsilon", "person_sampling", "record_sampling"]
+__all__ = [
+    "calibrate_noise",
+    "compute_epsilon",
+    "forget_calibrations",
+    "person_sampling",
+    "record_sampling",
+]
 
 # Constants of ``opacus.accountants.utils.get_noise_multiplier``: its largest noise multiplier,
 # its default epsilon tolerance and the message of its ValueError when the target is unreachable.
@@ -47,6 +53,26 @@ def person_sampling(n_persons: int, batch_size: int, epochs: int) -> tuple[float
     return q, max(1, int(epochs / q))
 
 
+@functools.lru_cache(maxsize=256)
+def _epsilon_of_one(
+    accountant: str, sigma: float, sample_rate: float, steps: int, delta: float
+) -> float:
+    """Epsilon of one run of ``steps`` subsampled Gaussian steps, memoised: a DP fine-tuning
+    call evaluates the calibrated noise multiplier, and then its ledger the same run again."""
+    from opacus.accountants import create_accountant
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        acc = create_accountant(mechanism=accountant)
+        acc.history = [(sigma, sample_rate, steps)]
+        return float(acc.get_epsilon(delta=delta))
+
+
+def forget_calibrations() -> None:
+    """Empty the memos of :func:`calibrate_noise` and of epsilon evaluations (for timing)."""
+    _calibrate.cache_clear()
+    _epsilon_of_one.cache_clear()
+
+
 class _EpsilonCurve:
     """Memoised ``epsilon(sigma)`` of ``steps`` Poisson-sampled Gaussian steps at ``delta``.
 
@@ -74,11 +100,9 @@ class _EpsilonCurve:
 
     def __call__(self, sigma: float) -> float:
         if sigma not in self.values:
-            from opacus.accountants import create_accountant
-
-            acc = create_accountant(mechanism=self.accountant)
-            acc.history = [(sigma, self.sample_rate, self.steps)]
-            self.values[sigma] = float(acc.get_epsilon(delta=self.delta))
+            self.values[sigma] = _epsilon_of_one(
+                self.accountant, float(sigma), self.sample_rate, self.steps, self.delta
+            )
         return self.values[sigma]
 
     def implied(self, sigma: float, level: float) -> bool | None:
@@ -415,9 +439,12 @@ def compute_epsilon(
     for sigma, q, steps in history:
         key = (float(sigma), float(q))
         merged[key] = merged.get(key, 0) + int(steps)
+    runs = [(s, q, t) for (s, q), t in merged.items() if t > 0]
+    if not runs:
+        return 0.0
+    if len(runs) == 1:
+        return _epsilon_of_one(accountant, *runs[0], float(delta))
     with np.errstate(divide="ignore", invalid="ignore"):
         acc = create_accountant(mechanism=accountant)
-        acc.history = [(s, q, t) for (s, q), t in merged.items() if t > 0]
-        if not acc.history:
-            return 0.0
+        acc.history = runs
         return float(acc.get_epsilon(delta=delta))

@@ -29,9 +29,9 @@ SETTINGS = ((0.0213, 470), (0.1, 20))
 @pytest.fixture(autouse=True)
 def _fresh_memo() -> Iterator[None]:
     """Each test calibrates from scratch (results are memoised across calls)."""
-    accounting._calibrate.cache_clear()
+    accounting.forget_calibrations()
     yield
-    accounting._calibrate.cache_clear()
+    accounting.forget_calibrations()
 
 
 def opacus_sigma(epsilon: float, q: float, steps: int, accountant: str) -> float:
@@ -54,6 +54,10 @@ def check(epsilon: float, q: float, steps: int, accountant: str) -> float:
     )
     assert isinstance(sigma, float)
     spent = compute_epsilon([(sigma, q, steps)], delta=DELTA, accountant=accountant)
+    fresh = opacus.accountants.create_accountant(mechanism=accountant)  # no memo
+    fresh.history = [(sigma, q, steps)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        assert spent == float(fresh.get_epsilon(delta=DELTA))
     assert spent <= epsilon
     assert epsilon - spent <= 0.01
     assert sigma == opacus_sigma(epsilon, q, steps, accountant)
@@ -137,6 +141,12 @@ def test_prv_needs_few_accountant_evaluations_and_memoises(
     )
     assert again == sigma
     assert len(created) == n_created  # memoised: no accountant evaluated again
+    # the ledger's epsilon of the calibrated run is the calibration's final check, reused
+    spent = compute_epsilon([(sigma, 0.0213, 470)], delta=DELTA, accountant="prv")
+    assert len(created) == n_created and 2.99 <= spent <= 3.0
+    accounting.forget_calibrations()
+    assert compute_epsilon([(sigma, 0.0213, 470)], delta=DELTA, accountant="prv") == spent
+    assert len(created) == n_created + 1  # forgotten: evaluated afresh, to the same value
 
 
 @settings(max_examples=12, deadline=None, derandomize=True)
