@@ -42,7 +42,8 @@ class TorchParts:
     groups: dict[str, list[int]]
 
     def head(self, link: str, dtype: Any) -> Any:
-        """A copy of the module in eval mode with ``[n, 1]`` output, on the link's scale."""
+        """A frozen copy of the module in eval mode with ``[n, 1]`` output, on the link's
+        scale."""
         import torch
 
         class _Head(torch.nn.Module):
@@ -55,7 +56,10 @@ class TorchParts:
                 return self.out(self.body(x).reshape(-1, 1))
 
         body = copy.deepcopy(self.module).to(dtype)
-        return _Head(body, link == "identity").to(dtype).eval()
+        head = _Head(body, link == "identity").to(dtype).eval()
+        for param in head.parameters():  # attributions need input gradients only
+            param.requires_grad_(False)
+        return head
 
     def tensor(self, frame: pd.DataFrame, dtype: Any) -> Any:
         """The internal inputs of ``frame`` as a detached tensor of ``dtype``."""
