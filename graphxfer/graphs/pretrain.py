@@ -450,6 +450,11 @@ def pretrain_graph(
     x_dev = x.to(dev)
     y_dev = y.to(dev) if y is not None else None
     model: nn.Module = task
+    if info.active and len(train_nodes) < info.world_size:
+        raise GraphError(
+            f"{len(train_nodes)} training records cannot be shared among {info.world_size} "
+            "processes; use fewer processes"
+        )
     if info.active:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -467,9 +472,11 @@ def pretrain_graph(
         total, count = 0.0, 0
         for start in range(0, len(nodes), batch_size):
             global_rows = min(batch_size, len(nodes) - start)
-            if global_rows < info.world_size:
-                continue  # some process would get no seed: every process skips this batch
+            if train and global_rows < info.world_size:
+                continue  # some process would get no seed: every process skips this step
             lo, hi = shard_bounds(global_rows, info.world_size, info.rank)
+            if hi == lo:
+                continue  # validation needs no step in step: an empty share is left out
             batch = sample_subgraph(
                 table, nodes[start + lo : start + hi], hops, generator=gen, x=x_dev, y=y_dev
             ).to(dev)

@@ -40,6 +40,8 @@ SAMPLED = [
     {"encoder": "gat", "objective": "graphmae"},
     {"encoder": "gin", "objective": "dgi"},
 ]
+ONE_VAL = {**EXACT, "val_fraction": 0.004, "epochs": 2}
+"""One validation record (260 * 0.004 rounds to 1): one process's share of it is empty."""
 NNDESCENT = {"encoder": "graphsage", "objective": "graphmae", "knn_method": "nndescent"}
 
 
@@ -71,6 +73,7 @@ def _worker(rank: int, world: int, rendezvous: str, folder: str, runs: dict) -> 
     """One process (module level: ``torch.multiprocessing.spawn`` pickles it)."""
     import torch.distributed as dist
 
+    from graphxfer.exceptions import GraphError
     from graphxfer.graphs import pretrain_graph
 
     torch.set_num_threads(1)
@@ -79,6 +82,10 @@ def _worker(rank: int, world: int, rendezvous: str, folder: str, runs: dict) -> 
         x, y = _arrays()
         for name, params in runs.items():
             _dump(pretrain_graph((x, y), **params), Path(folder, f"{name}-{rank}.json"))
+        try:  # 20 records, 19 held out for validation: 1 to train, 2 processes
+            pretrain_graph((x[:20], y[:20]), **{**EXACT, "k": 3, "val_fraction": 0.95})
+        except GraphError as exc:
+            Path(folder, f"too_few-{rank}.txt").write_text(str(exc))
     finally:
         dist.destroy_process_group()
 
@@ -99,7 +106,8 @@ def _sampled(change: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def ddp_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    runs = {"exact": EXACT} | {f"sampled{i}": _sampled(c) for i, c in enumerate(SAMPLED)}
+    runs = {"exact": EXACT, "one_val": ONE_VAL}
+    runs |= {f"sampled{i}": _sampled(c) for i, c in enumerate(SAMPLED)}
     return _spawn(tmp_path_factory.mktemp("graph-ddp"), runs)
 
 
@@ -164,3 +172,21 @@ def test_single_process_history_records_one_process() -> None:
     x, y = _arrays(n=80)
     enc = pretrain_graph((x, y), **{**EXACT, "epochs": 1})
     assert enc.history_[0]["world_size"] == 1
+
+
+def test_a_process_without_validation_records_leaves_the_loss_intact(ddp_runs: Path) -> None:
+    from graphxfer.graphs import pretrain_graph
+
+    torch.set_num_threads(1)
+    x, y = _arrays()
+    single = pretrain_graph((x, y), **ONE_VAL)
+    ddp = _load(ddp_runs, "one_val", 0)
+    for mine, theirs in zip(ddp["history"], single.history_, strict=True):
+        assert theirs["val_loss"] > 0
+        assert mine["val_loss"] == pytest.approx(theirs["val_loss"], abs=TOLERANCE)
+
+
+def test_too_few_training_records_for_the_processes_is_an_error(ddp_runs: Path) -> None:
+    for rank in range(WORLD):
+        message = (ddp_runs / f"too_few-{rank}.txt").read_text()
+        assert message.startswith("1 training records cannot be shared among 2 processes")
