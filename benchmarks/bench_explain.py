@@ -15,6 +15,7 @@ import warnings
 from typing import Any
 
 from benchmarks._common import Goal, Section, emit, run_child, set_threads, standalone, table
+from graphxfer.explain._methods import DEFAULT_GRADIENT_SAMPLES
 
 N_EXPLAIN = 1000
 PROBE = 100
@@ -213,7 +214,8 @@ def run(quick: bool) -> Section:
                 "time, at the cost of precision."
             )
     notes.append(
-        "Gradient: expected gradients, 200 samples per record (one forward and backward row "
+        f"Gradient: expected gradients, {DEFAULT_GRADIENT_SAMPLES} balanced samples per record "
+        "(one forward and backward row "
         "each), computed for many records per pass (8,192 points at a time); deep: DeepLIFT "
         "against the background rows. The goals use the transfer model "
         "where it can be explained and the stand-in otherwise. "
@@ -224,8 +226,9 @@ def run(quick: bool) -> Section:
     gradient_goal = next(g for g in section.goals if g.name.startswith("gradient"))
     if gradient_goal.met is False:
         notes.append(
-            f"Why the gradient goal is missed: {N_EXPLAIN:,} records × 200 samples = "
-            f"{200 * N_EXPLAIN:,} forward-and-backward rows through the model, the cost of "
+            f"Why the gradient goal is missed: {N_EXPLAIN:,} records × "
+            f"{DEFAULT_GRADIENT_SAMPLES} samples = {DEFAULT_GRADIENT_SAMPLES * N_EXPLAIN:,} "
+            "forward-and-backward rows through the model, the cost of "
             "about one epoch of training on as many rows (see the pretraining section for the "
             "FT-transformer's rate); fewer samples (`max_evals`) trade precision for time."
         )

@@ -28,8 +28,9 @@ MAX_EXACT_FEATURES = 20
 DEFAULT_PERMUTATIONS = 10
 """Forward-and-backward permutations per record of the permutation method by default."""
 
-DEFAULT_GRADIENT_SAMPLES = 200
-"""Samples per record of the expected-gradients method by default."""
+DEFAULT_GRADIENT_SAMPLES = 100
+"""Samples per record of the expected-gradients method by default: with the default background
+of 100 rows, every background row once (see :func:`expected_gradients`)."""
 
 
 @dataclass(frozen=True)
