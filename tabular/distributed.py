@@ -189,25 +189,17 @@ def broadcast_tensor(tensor: torch.Tensor | None, src: int = 0) -> torch.Tensor:
         ``src`` holds no tensor.
     """
     info = distributed_info()
-    if info.rank == src and not isinstance(tensor, torch.Tensor):
+    mine = tensor if info.rank == src else None
+    if info.rank == src and not isinstance(mine, torch.Tensor):
         raise PretrainingError(f"rank {src} must pass a tensor to broadcast_tensor")
     if not info.active:
-        assert tensor is not None
-        return tensor
+        return mine  # type: ignore[return-value]
     import torch.distributed as dist
 
-    meta = broadcast_object(
-        (tuple(tensor.shape), str(tensor.dtype))
-        if info.rank == src and tensor is not None
-        else None,
-        src=src,
-    )
-    shape, dtype_name = meta
-    dtype = getattr(torch, dtype_name.removeprefix("torch."))
+    shape, dtype = broadcast_object(None if mine is None else (mine.shape, mine.dtype), src=src)
     dev = _collective_device()
-    if info.rank == src:
-        assert tensor is not None
-        buffer = tensor.detach().to(dev).contiguous()
+    if mine is not None:
+        buffer = mine.detach().to(dev).contiguous()
     else:
         buffer = torch.empty(shape, dtype=dtype, device=dev)
     dist.broadcast(buffer, src=src)
