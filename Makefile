@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 STAMP := $(VENV)/.graphxfer-installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow test-all lint format bench clean
+.PHONY: install demo test test-slow test-all lint format bench quality clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
+
+# the quality gate: transfer against scikit-learn and XGBoost baselines -> docs/quality.md
+quality: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_quality
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache reports

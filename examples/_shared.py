@@ -16,12 +16,17 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "LINEAR_CANDIDATES",
     "Clock",
     "Scoreboard",
+    "ZeroShot",
+    "add_baselines",
     "parse_args",
+    "pretrain_auto",
     "quiet_warnings",
     "say",
     "show_audit",
+    "show_hyperparameters",
     "show_ledger",
     "show_summary",
     "show_transfer_check",
@@ -48,7 +53,11 @@ def parse_args(doc: str | None, argv: Sequence[str] | None = None) -> argparse.N
         help="folder for the HTML reports and model files (default: reports/)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of splits, training and explanations"
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of splits, non-private training and explanations (DP noise never comes "
+        "from a seed)",
     )
     parser.add_argument(
         "--quick",
@@ -73,9 +82,10 @@ def parse_args(doc: str | None, argv: Sequence[str] | None = None) -> argparse.N
 def quiet_warnings() -> None:
     """Hide warnings that say nothing about the results.
 
-    Opacus reminds on every private fit that its secure random generator is off (the examples
-    favour reproducibility; use ``PrivacyConfig(secure_mode=True)`` for a release), and some
-    numerical libraries warn about empty bootstrap samples.
+    Opacus reminds on every private fit that its own secure mode (``torchcsprng``) is off; the
+    noise and sampling come from generators seeded from the operating system's random source
+    instead (see ``privacy.PrivacyConfig.secure_mode``). Some numerical libraries warn about
+    empty bootstrap samples.
     """
     warnings.filterwarnings("ignore", message="Secure RNG turned off")
     warnings.filterwarnings("ignore", message=".*All-NaN slice encountered.*")
@@ -152,14 +162,141 @@ def show_ledger(model: Any) -> None:
 
 
 def show_transfer_check(model: Any) -> None:
-    """Print the negative-transfer check of a non-private transfer model."""
+    """Print the negative-transfer check of a model: the private guard's choice under DP, the
+    cross-fitted comparison without."""
     check = getattr(model, "transfer_check_", None) or {}
     if not check.get("ran"):
+        return
+    if check.get("private"):
+        prior = ", ".join(f"{k} {v:.2f}" for k, v in check["prior"].items())
+        say(
+            f"Private transfer guard ({check['method']}, epsilon "
+            f"{check['epsilon_selection']:.2f} for the choice, "
+            f"{check['epsilon_target_only']:.2f} for the target-only candidate): candidates "
+            f"{', '.join(check['candidates'])} (public prior: {prior}); shipped "
+            f"{check['chosen']}"
+        )
         return
     verdict = "passed" if check["passed"] else "FAILED (negative transfer)"
     say(
         f"Negative-transfer check ({check['method']}): transfer {check['transfer_auc']:.3f} "
         f"vs target-only {check['baseline']} {check['baseline_auc']:.3f}: {verdict}"
+    )
+
+
+def show_hyperparameters(model: Any) -> None:
+    """Print the fine-tuning hyper-parameters a fit chose, and where they came from."""
+    hp = dict(getattr(model, "hyperparameters_", None) or {})
+    if not hp:
+        return
+    source = hp.pop("source", None) or hp.pop("alpha_source", None) or "as given"
+    values = ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in hp.items()
+    )
+    say(f"Fine-tuning hyper-parameters: {values}\n    chosen from: {source}")
+
+
+class ZeroShot:
+    """The pretrained encoder's source model, not fine-tuned, as a classifier to score.
+
+    What the private transfer guard ships when fine-tuning on the target does not help.
+    """
+
+    def __init__(self, encoder: Any) -> None:
+        self.encoder = encoder
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p = np.asarray(self.encoder.predict_proba(X), dtype=np.float64)
+        return np.column_stack([1 - p, p])
+
+
+LINEAR_CANDIDATES = [
+    {"encoder": "linear", "params": {"weight_decay": wd}} for wd in (0.1, 0.03, 0.01, 0.003, 0.001)
+]
+"""A short candidate list for large sources: logistic regressions over the featurizer's
+features, fitted exactly, at five strengths of weight decay (the default ``"fast"`` set adds
+an MLP and GraphSAGE, whose pretraining on tens of thousands of records takes minutes)."""
+
+
+def pretrain_auto(
+    source: Any,
+    *,
+    sizes: Sequence[int],
+    epsilon: float,
+    quick: bool,
+    seed: int,
+    progress: bool,
+    candidates: Any = "fast",
+) -> Any:
+    """``graphxfer.pretrain(source, "auto")``: the encoder chosen on the source, with private
+    fine-tuning presets simulated for the target sizes at ``epsilon`` (and without privacy).
+
+    The simulation draws a target of each size from a held-out source site (at most 60% of
+    the site), so sizes above what the smallest held-out part allows are simulated at that
+    bound; a fit looks up the nearest simulated size. ``--quick`` restricts the choice to one
+    candidate (a logistic regression over the featurizer's features) and skips the
+    simulation: the private fits then use the defaults for small targets.
+    """
+    import graphxfer as gx
+    from graphxfer.selection import Leaderboard, source_folds
+
+    if quick:
+        candidates = [{"encoder": "linear", "params": {"weight_decay": 0.01}}]
+        presets: Any = False
+    else:
+        _, folds = source_folds(source, max_folds=3, random_state=seed)
+        bound = int(0.6 * min(len(fold.test) for fold in folds))
+        simulated = tuple(sorted({min(int(n), bound) for n in sizes}))
+        presets = {"sizes": simulated, "epsilons": (epsilon, None)}
+    encoder = gx.pretrain(
+        source,
+        "auto",
+        candidates=candidates,
+        dp_presets=presets,
+        random_state=seed,
+        progress=progress,
+    )
+    board = Leaderboard.from_dict(encoder.metadata["selection"])
+    say("    " + board.format(top=5).replace("\n", "\n    "))
+    tuned = encoder.metadata.get("dp_presets")
+    if tuned:
+        say(
+            f"    private fine-tuning presets, simulated on held-out source sites "
+            f"({tuned['method']}, {tuned['seconds']:.0f} s):"
+        )
+        for e in tuned["entries"]:
+            eps = "not private" if e["epsilon"] is None else f"eps={e['epsilon']:g}"
+            sim = ", ".join(f"{k} {v:.3f}" for k, v in e["simulated"].items())
+            say(f"      n={e['n']}, {eps}: {e['hyperparameters']} (simulated AUROC: {sim})")
+    return encoder
+
+
+def add_baselines(
+    board: Scoreboard, source: Any, train: Any, names: Sequence[str], *, seed: int
+) -> None:
+    """The yardstick beside the transfer rows: logistic regression on the source only, on
+    the target only and pooled, target-only XGBoost; then XGBoost on the source only and
+    pooled. Pooling needs the target's records shared (the non-private reference)."""
+    from tabular.baselines import LogisticBaseline, XGBoostBaseline
+
+    names = list(names)
+    X_source, X_train = source.X[names], train.X[names]
+    pooled_X = pd.concat([X_source, X_train], ignore_index=True)
+    pooled_y = np.concatenate([source.y, train.y])
+    shared = "needs the target's records shared"
+    board.add("logistic regression, source only", LogisticBaseline().fit(X_source, source.y))
+    board.add("logistic regression, target only", LogisticBaseline().fit(X_train, train.y))
+    board.add("XGBoost, target only", XGBoostBaseline(random_state=seed).fit(X_train, train.y))
+    board.add(
+        "logistic regression, pooled source + target",
+        LogisticBaseline().fit(pooled_X, pooled_y),
+        note=shared,
+    )
+    board.add("XGBoost, source only", XGBoostBaseline(random_state=seed).fit(X_source, source.y))
+    board.add(
+        "XGBoost, pooled source + target",
+        XGBoostBaseline(random_state=seed).fit(pooled_X, pooled_y),
+        note=shared,
     )
 
 

@@ -13,10 +13,15 @@ Two transfers, each with its own source encoder:
 2. **School transfer**: an encoder pretrained on every GP record (both subjects) is fine-tuned
    on MS records (272 records, 70% for training, 30% held out).
 
-In each, the target fine-tunes an MLP encoder under differential privacy (epsilon = 3, LP-FT),
-and is compared on its held-out part with a non-private transfer (with the negative-transfer
-check), target-only XGBoost and logistic regression, source-only XGBoost and XGBoost pooled
-over source + target training records. Each transfer gets an HTML report with SHAP
+In each, the encoder is chosen on the source by leave-one-site-out validation
+(``pretrain(source, "auto")``; the sites are the school-subject files), and the private
+fine-tuning hyper-parameters are chosen there too, by simulating a target of the same size on
+held-out source sites. The target fine-tunes it under differential privacy (epsilon = 3) with
+the defaults (the ``anchored`` strategy and the private negative-transfer guard), and is
+compared on its held-out part with a non-private transfer (with the cross-fitted
+negative-transfer check), the zero-shot source model, and the yardstick: logistic regression
+on the source only, on the target only and pooled over source + target, target-only XGBoost,
+and XGBoost on the source only and pooled. Each transfer gets an HTML report with SHAP
 explanations, and the ledger of its private fit is printed.
 
 Caveat: many students appear in both subject files and the data carry no student number to
@@ -26,7 +31,7 @@ record (one student in one subject).
 
 Run from the repository root::
 
-    python examples/student_performance.py            # about 2 minutes on 2 CPU cores
+    python examples/student_performance.py            # a few minutes on 2 CPU cores
     python examples/student_performance.py --quick    # a short check that everything runs
 """
 
@@ -37,7 +42,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,10 +49,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _shared import (
     Clock,
     Scoreboard,
+    ZeroShot,
+    add_baselines,
     parse_args,
+    pretrain_auto,
     quiet_warnings,
     say,
     show_audit,
+    show_hyperparameters,
     show_ledger,
     show_summary,
     show_transfer_check,
@@ -76,7 +84,6 @@ def run_scenario(
     import graphxfer as gx
     from graphxfer.exceptions import GraphxferWarning
     from privacy import PrivacyConfig
-    from tabular.baselines import LogisticBaseline, XGBoostBaseline
 
     quick, seed, progress, out = args.quick, args.seed, not args.no_progress, args.out
     source = students.select_groups(spec["source"])
@@ -87,57 +94,38 @@ def run_scenario(
         f"Target: {' + '.join(spec['target'])} ({len(target)} records): {len(train)} private "
         f"training records, {len(test)} held out."
     )
-    epochs = 3 if quick else 40
-    say(f"Pretraining an MLP encoder on the source (at most {epochs} epochs)...")
-    encoder = gx.pretrain(
-        source, "mlp", "supervised+masked", epochs=epochs, random_state=seed, progress=progress
+    say("Choosing the encoder on the source and pretraining it (pretrain 'auto')...")
+    encoder = pretrain_auto(
+        source, sizes=[train.n_persons], epsilon=EPSILON, quick=quick, seed=seed, progress=progress
     )
     encoder.save(out / f"student-{key}-encoder")
-    say(f"    done in {clock.step():.0f} s ({len(encoder.history)} epochs, early stopping)")
+    say(f"    done in {clock.step():.0f} s: {encoder.name}")
 
-    config = PrivacyConfig(
-        epsilon=EPSILON,
-        epochs=3 if quick else 15,
-        batch_size=32,
-        learning_rate=1e-2,
-        accountant="rdp" if quick else "prv",
-    )
+    # the defaults: anchored fine-tuning, hyper-parameters from the encoder's presets, the
+    # private transfer guard; the quick check uses the faster RDP accountant
     private = gx.TransferClassifier(
-        encoder, strategy="lp-ft", privacy=config, random_state=seed, progress=progress
-    )
-    public = gx.TransferClassifier(
         encoder,
-        strategy="lp-ft",
-        epochs=3 if quick else 20,
-        check_transfer=not quick,
+        privacy=PrivacyConfig(epsilon=EPSILON, accountant="rdp" if quick else "prv"),
         random_state=seed,
+        progress=progress,
     )
+    public = gx.TransferClassifier(encoder, check_transfer=not quick, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GraphxferWarning)
         private.fit(train)
         public.fit(train)
 
-    names = list(source.schema.feature_names)
-    X_train = train.X[names]
-    pooled_X = pd.concat([source.X[names], X_train], ignore_index=True)
-    pooled_y = np.concatenate([source.y, train.y])
     board = Scoreboard(spec["title"], test, seed=seed, n_boot=100 if quick else 500)
-    board.add(f"transfer LP-FT, DP (eps={EPSILON:g})", private)
-    board.add("transfer LP-FT, not private", public)
-    board.add("XGBoost, target only", XGBoostBaseline(random_state=seed).fit(X_train, train.y))
-    board.add("logistic, target only", LogisticBaseline().fit(X_train, train.y))
-    board.add(
-        "XGBoost, source only", XGBoostBaseline(random_state=seed).fit(source.X[names], source.y)
-    )
-    board.add(
-        "XGBoost, pooled source + target",
-        XGBoostBaseline(random_state=seed).fit(pooled_X, pooled_y),
-        note="needs the target's records shared",
-    )
+    board.add(f"transfer (anchored), DP (eps={EPSILON:g})", private)
+    board.add("transfer (anchored), not private", public)
+    board.add("zero-shot source model", ZeroShot(encoder))
+    add_baselines(board, source, train, source.schema.feature_names, seed=seed)
     table = board.show()
+    show_hyperparameters(private)
+    show_transfer_check(private)
     show_transfer_check(public)
 
-    private.add_metrics(test, on="held-out", random_state=seed)
+    private.add_metrics(test, on="held-out", n_boot=100 if quick else 500, random_state=seed)
     show_audit(private, train, test)
     say("Privacy ledger of the private fit:")
     show_ledger(private)

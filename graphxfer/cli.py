@@ -152,6 +152,7 @@ def _privacy_config(args: argparse.Namespace) -> Any:
         batch_size=args.dp_batch_size,
         max_grad_norm=args.max_grad_norm,
         learning_rate=args.dp_learning_rate,
+        total_budget=args.total_budget,
     )
 
 
@@ -164,6 +165,9 @@ def _add_privacy(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dp-batch-size", type=int, default=32)
     g.add_argument("--dp-learning-rate", type=float, default=1e-2)
     g.add_argument("--max-grad-norm", type=float, default=1.0)
+    g.add_argument("--total-budget", type=float, default=None,
+                   help="refuse the fit if the epsilon spent on the data set (see --ledger) "
+                        "would exceed this")  # fmt: skip
 
 
 # ---------------------------------------------------------------------- commands
@@ -172,6 +176,8 @@ def _pretrain(args: argparse.Namespace) -> int:
     from graphxfer import pretrain
 
     _need(args, "out")
+    if args.encoder == "auto":
+        return _pretrain_auto(args)
     if args.nproc_per_node > 1 or args.nnodes > 1:  # every process loads the cohort itself
         from graphxfer.distributed import launch_pretrain
 
@@ -191,13 +197,72 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain_auto(args: argparse.Namespace) -> int:
+    """``pretrain --encoder auto``: choose the encoder on the source, print the leaderboard."""
+    from graphxfer import pretrain
+    from graphxfer.selection import CANDIDATE_SETS, Leaderboard
+
+    p = _parser()[1]["pretrain"]
+    fixed = [
+        f"--{name.replace('_', '-')}"
+        for name in ("objective", "epochs", "batch_size", "nproc_per_node", "nnodes")
+        if getattr(args, name) != p.get_default(name)
+    ]
+    if fixed:
+        raise UserError(
+            f"{', '.join(fixed)} cannot be combined with --encoder auto: every candidate "
+            "carries its own objective and training options, and the selection runs in one "
+            "process (choose the set with --candidates)"
+        )
+    candidates: Any = args.candidates
+    if candidates not in CANDIDATE_SETS:
+        import json
+
+        file = Path(candidates)
+        if not file.is_file():
+            raise UserError(
+                f"--candidates {candidates!r} is neither {' nor '.join(CANDIDATE_SETS)} nor a "
+                "JSON file"
+            )
+        try:
+            candidates = json.loads(file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UserError(f"--candidates file {str(file)!r} is not valid JSON: {exc}") from exc
+        if not isinstance(candidates, list):
+            raise UserError(
+                f"--candidates file {str(file)!r} must hold a list of "
+                '{"encoder": ..., "objective": ..., "params": {...}} objects'
+            )
+    source = _load_cohort(args)
+    encoder = pretrain(
+        source,
+        "auto",
+        candidates=candidates,
+        random_state=args.seed,
+        progress=not args.no_progress,
+        device=args.device,
+        dp_presets=not args.no_dp_presets,
+    )
+    path = encoder.save(args.out)
+    board = Leaderboard.from_dict(encoder.metadata["selection"])
+    print(board.format(top=10))
+    print(
+        f"pretrained {encoder.name} ({board.best.objective}), the best of "
+        f"{len(board.results)} candidates, on {len(source):,} records -> {path}"
+    )
+    return 0
+
+
 @command("finetune", "fine-tune a pretrained encoder on a target cohort (optionally with DP)")
 def _finetune(args: argparse.Namespace) -> int:
     import json
 
     from graphxfer import TransferClassifier
+    from graphxfer.release import format_alignment, released_state
 
     _need(args, "encoder", "out")
+    if args.ledger is not None and args.epsilon is None:
+        raise UserError("--ledger records differentially private fits: give --epsilon too")
     target = _load_cohort(args)
     mapping = json.loads(Path(args.mapping).read_text()) if args.mapping else {}
     clf = TransferClassifier(
@@ -212,12 +277,20 @@ def _finetune(args: argparse.Namespace) -> int:
         random_state=args.seed,
         device=args.device,
         progress=not args.no_progress,
+        ledger=args.ledger,
+        data_id=args.data_id,
     ).fit(target)
     path = clf.save(args.out)
-    print(clf.alignment_report_)
+    # only the released view of the fit: under DP no count computed from the records
+    state = released_state(clf)
+    print(format_alignment(state["alignment"]))
     if clf.ledger_ is not None:
         print(clf.ledger_)
-    print(f"fine-tuned ({args.strategy}) on {len(target):,} records -> {path}")
+    if args.ledger is not None:
+        print(f"privacy ledger of data set {clf.data_id_!r} updated -> {args.ledger}")
+    summary = state["training_summary"]
+    n = summary["n_rows"] if summary["n_rows"] is not None else summary["n_persons"]
+    print(f"fine-tuned ({args.strategy}) on {n:,} records -> {path}")
     return 0
 
 
@@ -258,6 +331,7 @@ def _report(args: argparse.Namespace) -> int:
         cohort,
         args.out,
         records=records,
+        evaluation=args.evaluation,
         show_ids=args.show_ids,
         method=args.method,
         n_background=args.n_background,
@@ -271,7 +345,7 @@ def _report(args: argparse.Namespace) -> int:
 
 @command("evaluate", "transfer curve: strategies, DP and baselines on the same target splits")
 def _evaluate(args: argparse.Namespace) -> int:
-    from graphxfer._io import atomic_write_bytes, atomic_write_text
+    from graphxfer._io import atomic_write_bytes, write_csv_atomic
     from graphxfer.evaluate import transfer_curve
 
     source = _load_cohort(args, "source_")
@@ -291,8 +365,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     out = Path(args.out)
-    atomic_write_text(out.with_suffix(".csv"), curve.results.to_csv(index=False))
-    atomic_write_text(out.with_name(out.stem + "-summary.csv"), curve.summary.to_csv(index=False))
+    write_csv_atomic(out.with_suffix(".csv"), curve.results)
+    write_csv_atomic(out.with_name(out.stem + "-summary.csv"), curve.summary)
     import io
 
     buf = io.BytesIO()
@@ -375,12 +449,23 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
 def _add_arguments(subparsers: dict[str, argparse.ArgumentParser]) -> None:
     """Per-subcommand options."""
     from graphxfer.encoder import GRAPH_ENCODERS, TABULAR_ENCODERS
+    from graphxfer.selection import CANDIDATE_SETS
 
     p = subparsers["pretrain"]
     _add_data(p, what="source cohort")
     p.add_argument("--target", help="target column when --data has no schema")
     p.add_argument("--group", help="group (site) column when --data has no schema")
-    p.add_argument("--encoder", default="ft-transformer", choices=TABULAR_ENCODERS + GRAPH_ENCODERS)
+    p.add_argument("--encoder", default="ft-transformer",
+                   choices=(*TABULAR_ENCODERS, *GRAPH_ENCODERS, "auto"),
+                   help="an encoder, or 'auto': chosen by leave-one-site-out validation on "
+                        "the source")  # fmt: skip
+    p.add_argument("--candidates", default="fast",
+                   help=f"candidates of --encoder auto: {' or '.join(CANDIDATE_SETS)} "
+                        "(default 'fast'), or a JSON file with a list of "
+                        "{encoder, objective, params}")  # fmt: skip
+    p.add_argument("--no-dp-presets", action="store_true",
+                   help="with --encoder auto: skip tuning the private fine-tuning settings on "
+                        "the source")  # fmt: skip
     p.add_argument("--objective", default="supervised")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=None)
@@ -404,6 +489,11 @@ def _add_arguments(subparsers: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--mapping", help="JSON with optional 'mapping', 'recode', 'convert'")
     p.add_argument("--check-transfer", action="store_true")
     p.add_argument("--out", help="model folder or .zip to write (required)")
+    p.add_argument("--ledger", help="privacy ledger JSON of the target data set: read (or "
+                   "started), charged with this fit and written back, so budgets compose "
+                   "across fits")  # fmt: skip
+    p.add_argument("--data-id", help="label of the target data set in the ledger "
+                   "(default 'target:<cohort name>')")  # fmt: skip
     _add_privacy(p)
     _add_common(p)
 
@@ -425,6 +515,11 @@ def _add_arguments(subparsers: dict[str, argparse.ArgumentParser]) -> None:
     subparsers["report"].add_argument("--out", default="report.html", help="HTML file")
     subparsers["report"].add_argument("--records", help="comma-separated row positions")
     subparsers["report"].add_argument("--show-ids", action="store_true")
+    subparsers["report"].add_argument(
+        "--evaluation",
+        help="evaluation JSON (model.save_evaluation): metrics and audit on private records, "
+        "shown in their own section, outside epsilon",
+    )
     subparsers["report"].add_argument(
         "--n-global", type=int, default=200, help="records explained for the global plots"
     )

@@ -23,6 +23,10 @@ __all__ = [
     "InfiniteValueError",
     "MissingColumnError",
     "ModelFileError",
+    "ModelFileExistsError",
+    "ModelFileSignatureError",
+    "ModelFileTamperedError",
+    "ModelFileTooLargeError",
     "NegativeTransferWarning",
     "NonNumericValueError",
     "NotFittedError",
@@ -106,6 +110,26 @@ class GraphError(GraphxferError):
 
 class ModelFileError(GraphxferError):
     """A model file is missing, tampered with, of an unknown format or otherwise unsafe."""
+
+
+class ModelFileTamperedError(ModelFileError):
+    """A model file's bytes differ from the ones graphxfer wrote (an edit or corruption).
+
+    Raised when ``meta.json`` is not byte for byte as written, or when it or any other file
+    of the model does not match the sha256 recorded in its integrity record.
+    """
+
+
+class ModelFileSignatureError(ModelFileError):
+    """A key was given but the model file is unsigned, or signed with another key."""
+
+
+class ModelFileTooLargeError(ModelFileError):
+    """A file of a model file exceeds the size limits; refused before it is read."""
+
+
+class ModelFileExistsError(ModelFileError):
+    """``save`` would replace something that is not a graphxfer model file."""
 
 
 class NotFittedError(GraphxferError, AttributeError):

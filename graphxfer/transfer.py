@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import os
 import tempfile
 import warnings
@@ -26,11 +27,18 @@ from graphxfer.exceptions import (
     NotFittedError,
 )
 from graphxfer.modelfile import package_versions, read_model_file, write_model_file
+from graphxfer.release import (
+    evaluation_record,
+    fit_privacy,
+    released_state,
+    withheld_data_warnings,
+    write_evaluation,
+)
 from graphxfer.schema import Column, Schema
 
 __all__ = ["TransferCheckSkippedWarning", "TransferClassifier", "load_model"]
 
-STRATEGIES = ("linear-probe", "full", "partial", "lp-ft")
+STRATEGIES = ("anchored", "linear-probe", "full", "partial", "lp-ft")
 _MODEL_SPACE = "graphxfer.model_space"
 
 
@@ -50,16 +58,42 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     encoder : Encoder or path
         A pretrained encoder (:func:`graphxfer.pretrain`) or the path of a saved one. It is
         never modified; ``fit`` works on a copy.
-    strategy : {"linear-probe", "full", "partial", "lp-ft"}, default="lp-ft"
-        What is fine-tuned: the head only; everything; the last ``partial_blocks`` blocks and
-        the head; or a linear probe followed by a full fine-tune (one privacy budget for both).
+    strategy : {"anchored", "linear-probe", "full", "partial", "lp-ft"}, default="anchored"
+        What is fine-tuned. ``anchored`` (see :mod:`graphxfer.anchoring`): the source model's
+        logit plus a zero-initialised correction of its head, pulled toward zero by the
+        source prior (the Fisher information of the source head, stored at pretraining), so
+        that the model degrades toward the source model, never into noise. The others: the
+        head only; everything; the last ``partial_blocks`` blocks and the head; or a linear
+        probe followed by a full fine-tune (one privacy budget for both).
     privacy : privacy.PrivacyConfig or None, default=None
-        Fine-tune with differential privacy (person-level (epsilon, delta)); then ``epochs``,
-        ``batch_size`` and ``learning_rate`` come from this config.
-    check_transfer : bool, default=False
-        Compare, by cross-fitting on the target training data, the transferred model with a
-        target-only baseline (``baseline``). Without privacy only: under DP the check would
-        spend budget that is not accounted, so it is skipped with a warning.
+        Fine-tune with differential privacy (record- or person-level (epsilon, delta)). The
+        whole fit, the private transfer guard included, stays within ``privacy.epsilon``.
+    dp_hyperparameters : {"auto", "config"}, default="auto"
+        Under privacy, where the fine-tuning hyper-parameters come from. ``"auto"``: from the
+        encoder's presets, chosen by simulating the target on held-out source sites at the
+        same size and epsilon (:func:`graphxfer.tuning.tune_private`; stored by
+        ``pretrain(source, "auto")``), else from defaults that work for small targets; the
+        values, and why, are in ``hyperparameters_`` and the model card. They replace the
+        config's ``epochs``, ``batch_size``, ``learning_rate``, ``max_grad_norm`` and
+        ``optimizer``. ``"config"``: exactly the config's values.
+    alpha : float or None, default=None
+        Strength of the source prior of the ``anchored`` strategy (1 approximates a fit on
+        source and target records together; smaller trusts the target more). ``None``: from
+        the encoder's presets, else 1.0.
+    check_transfer : bool or None, default=None
+        Guard against negative transfer. Under privacy: a differentially private choice
+        between the zero-shot source model, the DP fine-tuned model and, where the
+        encoder's presets show it can win, a DP target-only head (exponential mechanism on
+        the training records' Brier score, with the presets' simulated results as a public
+        prior), paid from the same budget (``guard_fraction``) and recorded in the ledger.
+        Without privacy: the
+        transferred model is compared with a target-only ``baseline`` by cross-fitting.
+        ``None`` turns the guard on under privacy with the ``anchored`` strategy (which it
+        needs) and off otherwise.
+    guard_fraction : float, default=0.2
+        Share of ``privacy.epsilon`` spent by the private guard (half on the target-only
+        candidate, half on the selection; all of it on the selection when the target-only
+        candidate is not trained: no presets, or presets showing it cannot win).
     on_negative_transfer : {"warn", "fallback"}, default="warn"
         When transfer does not beat the baseline: warn, or warn and predict with the
         target-only baseline instead.
@@ -72,11 +106,25 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     mapping, recode, convert : dict, optional
         Passed to :meth:`Cohort.align` to express target data in the source schema.
     random_state : int or None
-        Seed of head initialisation, batching and noise.
+        Seed of the non-private randomness: head initialisation, dropout, non-private
+        batching. Under privacy, Poisson sampling and noise never derive from it (see
+        ``privacy.PrivacyConfig.secure_mode``): a private fit is not reproducible from it.
     device : str, default="auto"
         ``"auto"`` uses CUDA when present.
     progress : bool, default=False
         Show progress bars.
+    ledger : privacy.PrivacyLedger, path or None, default=None
+        The privacy ledger charged by a private fit, so that budgets compose across fits:
+        a ledger object (appended to), or the path of a ledger file (read, or started when it
+        does not exist yet; this fit's entries are appended and the file is written back,
+        atomically, at the end of the fit). ``None`` starts a new ledger for every fit.
+        ``privacy.total_budget`` caps the total on ``data_id`` over all recorded releases.
+        With sklearn's tools pass a path: ``clone`` deep-copies a ledger object, so the
+        clones' releases would not reach it. Fits running at the same time must not share
+        a ledger file.
+    data_id : str or None, default=None
+        Label of the target data set in the ledger: fits charged to the same label compose.
+        ``None`` uses ``"target:<cohort name>"``. A label, never computed from the records.
 
     Attributes
     ----------
@@ -91,7 +139,12 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     n_features_in_ : int
     alignment_report_ : AlignmentReport
     ledger_ : privacy.PrivacyLedger or None
-        Every DP release of this fit.
+        The ledger of the target data set (``data_id_``) after this fit: the releases of
+        earlier fits charged to the same ledger and data set, then this fit's.
+    fit_ledger_ : privacy.PrivacyLedger or None
+        This fit's DP releases only; their composition is the model's guarantee.
+    data_id_ : str or None
+        The label this fit's releases were charged to.
     fine_tune_ : dict
         Summary of the fine-tuning run (strategy, phases, epsilon, delta).
     transfer_check_ : dict or None
@@ -102,6 +155,14 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     background_ : DataFrame
         SHAP background drawn from the source marginals.
     training_summary_ : dict
+    metrics_ : list of dict
+        Measurements of :meth:`add_metrics` (on private records, outside epsilon).
+    audit_ : dict
+        Result of :meth:`audit` (reads the private training records, outside epsilon).
+
+    Metrics and audits are never saved with the model: :meth:`save_evaluation` writes them
+    to a separate file. Under privacy, what the model file, :meth:`model_card`, reports and
+    the command line show is the released view of :func:`graphxfer.release.released_state`.
 
     Examples
     --------
@@ -119,9 +180,12 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self,
         encoder: Encoder | str | os.PathLike[str] | None = None,
         *,
-        strategy: str = "lp-ft",
+        strategy: str = "anchored",
         privacy: Any = None,
-        check_transfer: bool = False,
+        dp_hyperparameters: str = "auto",
+        alpha: float | None = None,
+        check_transfer: bool | None = None,
+        guard_fraction: float = 0.2,
         on_negative_transfer: str = "warn",
         baseline: str = "xgboost",
         epochs: int = 30,
@@ -134,11 +198,16 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         random_state: int | None = None,
         device: str = "auto",
         progress: bool = False,
+        ledger: Any = None,
+        data_id: str | None = None,
     ) -> None:
         self.encoder = encoder
         self.strategy = strategy
         self.privacy = privacy
+        self.dp_hyperparameters = dp_hyperparameters
+        self.alpha = alpha
         self.check_transfer = check_transfer
+        self.guard_fraction = guard_fraction
         self.on_negative_transfer = on_negative_transfer
         self.baseline = baseline
         self.epochs = epochs
@@ -151,6 +220,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.progress = progress
+        self.ledger = ledger
+        self.data_id = data_id
 
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> Encoder:
@@ -189,11 +260,34 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 raise GraphxferError(f"{name}={value!r} must be a positive integer")
         if not self.learning_rate > 0:
             raise GraphxferError(f"learning_rate={self.learning_rate!r} must be > 0")
+        if self.dp_hyperparameters not in ("auto", "config"):
+            raise GraphxferError(
+                f"dp_hyperparameters={self.dp_hyperparameters!r} must be 'auto' or 'config'"
+            )
+        if self.alpha is not None and not (
+            isinstance(self.alpha, (int, float)) and np.isfinite(self.alpha) and self.alpha >= 0
+        ):
+            raise GraphxferError(f"alpha={self.alpha!r} must be a number >= 0 or None")
+        if self.check_transfer not in (None, True, False):
+            raise GraphxferError(
+                f"check_transfer={self.check_transfer!r} must be True, False or None"
+            )
+        if not (isinstance(self.guard_fraction, (int, float)) and 0 < self.guard_fraction < 1):
+            raise GraphxferError(
+                f"guard_fraction={self.guard_fraction!r} must be a number in (0, 1)"
+            )
         return encoder
 
     # ------------------------------------------------------------------ data
-    def _to_cohort(self, X: Any, y: Any, encoder: Encoder, *, need_target: bool) -> Cohort:
-        """Turn ``X`` (Cohort, DataFrame or array) into a cohort in the encoder's terms."""
+    def _to_cohort(
+        self, X: Any, y: Any, encoder: Encoder, *, need_target: bool, training: bool = True
+    ) -> Cohort:
+        """Turn ``X`` (Cohort, DataFrame or array) into a cohort in the encoder's terms.
+
+        With ``need_target`` and ``training``, ``X`` holds the training records of a fit: under
+        privacy, nothing about a column may then be inferred from them.
+        """
+        private_training = need_target and training and self.privacy is not None
         if isinstance(X, Cohort):
             if y is not None:
                 raise GraphxferError("pass y only with a DataFrame or array, not with a Cohort")
@@ -233,6 +327,13 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 columns.append(Column.from_dict(source[name].to_dict()))
             elif name == target_name and y is None:
                 continue
+            elif private_training:
+                raise GraphxferError(
+                    f"column {name!r} is not a feature of the encoder's source schema. Under "
+                    "differential privacy its kind, bounds and categories cannot be inferred "
+                    "from the target records: pass a Cohort whose schema declares the column "
+                    "(public knowledge), or drop it"
+                )
             else:
                 inferred = Schema.infer(frame[[name]]).columns[0]
                 columns.append(inferred)
@@ -247,10 +348,14 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         elif need_target:
             raise GraphxferError("fit needs the outcome: pass y, or a Cohort with a target")
         unknown: Literal["error", "map"] = "error" if need_target else "map"
-        return Cohort(frame, Schema(columns), unknown=unknown, all_missing="keep")
+        with withheld_data_warnings(private_training):
+            return Cohort(frame, Schema(columns), unknown=unknown, all_missing="keep")
 
     def _align(self, cohort: Cohort, encoder: Encoder) -> tuple[Cohort, AlignmentReport]:
-        return cohort.align(encoder.schema, self.mapping, recode=self.recode, convert=self.convert)
+        with withheld_data_warnings(self.privacy is not None):
+            return cohort.align(
+                encoder.schema, self.mapping, recode=self.recode, convert=self.convert
+            )
 
     def _feature_columns(
         self, aligned: Cohort, report: AlignmentReport, encoder: Encoder
@@ -303,11 +408,24 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self
         """
         encoder = self._check_params()
+        self._active_ledger: tuple[Any, str, int] | None = None  # see _fit_ledger
         cohort = self._to_cohort(X, y, encoder, need_target=True)
         aligned, report = self._align(cohort, encoder)
         columns, ignored = self._feature_columns(aligned, report, encoder)
-        fitted = self._fit_aligned(encoder, aligned, columns, self.random_state, self.progress)
+        plan = self._plan_fit(encoder, aligned)
+        if self.privacy is not None and self.privacy.total_budget is not None:
+            # the whole fit (guard included) must fit the budget: refuse before any step
+            ledger, data_id = self._fit_ledger(aligned)
+            ledger.check_budget(
+                float(self.privacy.epsilon),
+                total_budget=self.privacy.total_budget,
+                data_id=data_id,
+            )
+        fitted = self._fit_aligned(
+            encoder, aligned, columns, self.random_state, self.progress, plan=plan
+        )
         self.encoder_, self.module_, self._make_inputs, result = fitted
+        self.hyperparameters_ = plan["public"]
         self.alignment_report_ = report
         self.ignored_columns_ = ignored
         self.feature_schema_ = Schema([Column.from_dict(c.to_dict()) for c in columns])
@@ -333,9 +451,159 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         }
         self.fallback_: Any = None
         self.transfer_check_: dict[str, Any] | None = None
-        if self.check_transfer:
+        if self.check_transfer is None:  # on by default where it applies: DP + anchored
+            guard = self.privacy is not None and self.strategy == "anchored"
+        else:
+            guard = bool(self.check_transfer)
+        if guard and self.privacy is not None:
+            self._private_guard(aligned, columns, plan)
+        elif guard:
             self._run_transfer_check(encoder, aligned, columns)
+        self._settle_ledger()
         return self
+
+    def _fit_ledger(self, aligned: Cohort) -> tuple[Any, str]:
+        """The ledger charged by this fit's DP releases and the data set's label.
+
+        The same pair for every call within one fit: ``ledger`` itself, the ledger read from
+        the ``ledger`` file (a new one when the file does not exist yet), or a new ledger.
+        :meth:`_settle_ledger` keeps it and writes the file back at the end of the fit.
+        """
+        import privacy as dp
+
+        active = getattr(self, "_active_ledger", None)
+        if active is not None:
+            return active[0], active[1]
+        data_id = self.data_id
+        if data_id is None:
+            data_id = f"target:{aligned.name or 'cohort'}"
+        elif not isinstance(data_id, str) or not data_id.strip():
+            raise GraphxferError(
+                f"data_id={data_id!r} must be a non-empty label such as 'hospital-B' (or None)"
+            )
+        source = self.ledger
+        if isinstance(source, dp.PrivacyLedger):
+            ledger = source
+        elif isinstance(source, (str, os.PathLike)):
+            if Path(source).is_dir():
+                raise GraphxferError(
+                    f"ledger={str(source)!r} is a folder; give the path of a ledger JSON file"
+                )
+            if Path(source).exists():
+                ledger = dp.PrivacyLedger.load(source)
+            else:
+                ledger = dp.PrivacyLedger(accountant=self._ledger_accountant())
+        elif source is None:
+            ledger = dp.PrivacyLedger(accountant=self._ledger_accountant())
+        else:
+            raise GraphxferError(
+                f"ledger must be a privacy.PrivacyLedger, the path of a ledger file or None, "
+                f"got {type(source).__name__}"
+            )
+        self._active_ledger = (ledger, data_id, len(ledger))
+        return ledger, data_id
+
+    def _ledger_accountant(self) -> str:
+        return "rdp" if self.privacy is not None and self.privacy.accountant == "rdp" else "prv"
+
+    def _settle_ledger(self) -> None:
+        """End of a fit: write a ledger file back and keep the ledger of the data set.
+
+        Sets ``ledger_`` (the data set's entries after this fit), ``fit_ledger_`` (this fit's
+        entries) and ``data_id_``; all ``None`` when the fit made no DP release.
+        """
+        import privacy as dp
+
+        active, self._active_ledger = getattr(self, "_active_ledger", None), None
+        self.ledger_ = None
+        self.fit_ledger_: Any = None
+        self.data_id_: str | None = None
+        if active is None:
+            return
+        ledger, data_id, start = active
+        if isinstance(self.ledger, (str, os.PathLike)):
+            ledger.save(self.ledger)
+        own = [e for e in ledger.entries[start:] if e.data_id == data_id]
+        on_data = [e for e in ledger.entries if e.data_id == data_id]
+        self.ledger_ = dp.PrivacyLedger(on_data, accountant=ledger.accountant, delta=ledger.delta)
+        self.fit_ledger_ = dp.PrivacyLedger(own, accountant=ledger.accountant, delta=ledger.delta)
+        self.data_id_ = data_id
+
+    def _plan_fit(self, encoder: Encoder, aligned: Cohort) -> dict[str, Any]:
+        """Hyper-parameters and budget split of a fit on ``aligned`` (public facts only:
+        the encoder's presets, the number of records and the requested epsilon)."""
+        from graphxfer.tuning import default_hyperparameters, lookup_presets
+
+        n = int(aligned.n_persons)
+        presets = getattr(encoder, "metadata", {}).get("dp_presets")
+        eps = None if self.privacy is None else float(self.privacy.epsilon)
+        found = lookup_presets(presets, n, eps)
+        public: dict[str, Any] = {"n": n, "strategy": self.strategy}
+        if self.privacy is None:
+            alpha = self.alpha
+            if alpha is None:
+                alpha = found["hyperparameters"]["alpha"] if found else 1.0
+                public["alpha_source"] = "presets" if found else "default"
+            public["alpha"] = float(alpha)
+            return {"config": None, "alpha": float(alpha), "public": public}
+        cfg = self.privacy
+        eps = float(cfg.epsilon)
+        guard = self.check_transfer is None or bool(self.check_transfer)
+        guard = guard and self.strategy == "anchored"
+        prior = None if found is None else found.get("prior")
+        g = float(self.guard_fraction) if guard else 0.0
+        # the target-only candidate costs budget: it is trained only where the public
+        # simulation shows it can win at this size and epsilon
+        with_target_only = (
+            guard and prior is not None and (prior.get("target-only") or 0.0) >= 0.02
+        )
+        eps_sel = eps * g / 2 if with_target_only else eps * g
+        eps_to = eps * g / 2 if with_target_only else 0.0
+        eps_ft = eps - eps_sel - eps_to
+        changes: dict[str, Any] = {"epsilon": eps_ft}
+        why = "the privacy config as given"
+        alpha = self.alpha
+        if self.dp_hyperparameters == "auto":
+            if self.strategy == "anchored":
+                hp = dict(found["hyperparameters"]) if found else default_hyperparameters(n)
+                why = (
+                    f"presets simulated on held-out source sites at n={found['n']}, "
+                    f"epsilon={found['epsilon']}"
+                    if found
+                    else "defaults for small targets (no presets stored with the encoder)"
+                )
+                if alpha is None:
+                    alpha = hp["alpha"]
+                for key in ("epochs", "learning_rate", "max_grad_norm", "optimizer"):
+                    changes[key] = hp[key]
+                changes["batch_size"] = int(min(n, hp["batch_size"]))
+            elif cfg.batch_size > n:
+                changes["batch_size"] = max(1, n // 2)
+                why = f"the privacy config, with batch_size lowered to {n // 2} (n={n})"
+        if alpha is None:
+            alpha = 1.0
+        config = dataclasses.replace(cfg, **changes)
+        public.update({
+            "source": why,
+            "alpha": float(alpha),
+            "epochs": config.epochs,
+            "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate,
+            "max_grad_norm": config.max_grad_norm,
+            "optimizer": config.optimizer,
+            "epsilon_fine_tune": eps_ft,
+            "epsilon_guard_target_only": eps_to,
+            "epsilon_guard_selection": eps_sel,
+        })  # fmt: skip
+        return {
+            "config": config,
+            "alpha": float(alpha),
+            "public": public,
+            "guard": guard,
+            "prior": prior,
+            "epsilon_target_only": eps_to,
+            "epsilon_selection": eps_sel,
+        }
 
     def _fit_aligned(
         self,
@@ -344,10 +612,17 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         columns: list[Column],
         random_state: int | None,
         progress: bool,
+        plan: dict[str, Any] | None = None,
     ) -> tuple[Encoder, Any, Any, Any]:
         import torch
 
         import privacy as dp
+        from graphxfer.anchoring import (
+            anchor_for,
+            anchor_module,
+            fit_anchored_map,
+            stored_precision,
+        )
 
         # new target-only column parameters and dropout draw from torch's global generators:
         # fork them, seeded from random_state, so that a fit is reproducible (and global state
@@ -359,12 +634,24 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             schema=encoder.schema,
             source_summary=encoder.source_summary,
             kind=encoder.kind,
+            metadata=getattr(encoder, "metadata", None),
         )
+        plan = self._plan_fit(encoder, aligned) if plan is None else plan
         X = aligned.X[[c.name for c in columns]]
         inputs = make_inputs(X)
         y = torch.as_tensor(aligned.y, dtype=torch.float32)
         strategy: Any = self.strategy
-        if self.strategy == "partial":
+        anchor = None
+        if self.strategy == "anchored":
+            anchor_module(module)
+            anchor = anchor_for(
+                module,
+                stored_precision(encoder),
+                n_target=aligned.n_persons,
+                alpha=plan["alpha"],
+            )
+            strategy = "linear-probe"  # the correction is the head's only parameter
+        elif self.strategy == "partial":
             strategy = dp.get_strategy("partial", n_blocks=self.partial_blocks)
         common: dict[str, Any] = {
             "strategy": strategy,
@@ -374,18 +661,31 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         }
         with _torch_seeded(random_state):
             if self.privacy is not None:
-                person_index = aligned.person_index if aligned.n_persons < len(aligned) else None
+                person_index = _person_index(aligned)
+                ledger, data_id = self._fit_ledger(aligned)
                 result = dp.fine_tune(
                     module,
                     inputs,
                     y,
-                    config=self.privacy,
+                    config=plan["config"],
                     person_index=person_index,
-                    ledger=dp.PrivacyLedger(
-                        accountant="rdp" if self.privacy.accountant == "rdp" else "prv"
-                    ),
-                    data_id=f"target:{aligned.name or 'cohort'}",
+                    person_level=person_index is not None,
+                    ledger=ledger,
+                    data_id=data_id,
+                    anchor=anchor,
                     **common,
+                )
+            elif anchor is not None:
+                module.to(_device(self.device))
+                fit_anchored_map(module, inputs, y, anchor)
+                result = dp.FineTuneResult(
+                    strategy="anchored",
+                    private=False,
+                    phases=(),
+                    epsilon=None,
+                    delta=None,
+                    composition="not private",
+                    ledger=None,
                 )
             else:
                 config = dp.TrainConfig(
@@ -396,6 +696,125 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 result = dp.fine_tune(module, inputs, y, train_config=config, **common)
         module.eval()
         return adapted, module, make_inputs, result
+
+    def _private_guard(self, aligned: Cohort, columns: list[Column], plan: dict[str, Any]) -> None:
+        """Differentially private choice of the model to ship (the private transfer guard).
+
+        Candidates: the zero-shot source model (the anchored model with a zero correction),
+        the DP fine-tuned model and, unless the presets show it cannot win, a head trained on
+        the target alone with DP-SGD. The exponential mechanism picks one with utility minus
+        the summed Brier score over the training persons (each person's mean over their rows,
+        in [0, 1], so one person changes a utility by at most 1, and all utilities move the
+        same way: monotone), with the presets' simulated prior as a public base measure.
+        """
+        import torch
+
+        import privacy as dp
+        from privacy.selection import exponential_mechanism
+        from privacy.training import Phase, run_private_phases
+
+        if not plan.get("guard"):
+            reason = (
+                "under differential privacy the negative-transfer guard needs "
+                f"strategy='anchored' (got {self.strategy!r})"
+            )
+            warnings.warn(
+                f"the negative-transfer check was skipped: {reason}; compare on held-out data "
+                "with graphxfer.evaluate.transfer_curve instead",
+                TransferCheckSkippedWarning,
+                stacklevel=3,
+            )
+            self.transfer_check_ = {"ran": False, "reason": reason}
+            return
+        ledger, data_id = self._fit_ledger(aligned)
+        module = self.module_
+        X = aligned.X[[c.name for c in columns]]
+        inputs = self._make_inputs(X)
+        y = aligned.y.astype(float)
+        states: dict[str, dict[str, Any]] = {"fine-tuned": copy.deepcopy(module.state_dict())}
+        zero = copy.deepcopy(states["fine-tuned"])
+        zero["head.correction.weight"].zero_()
+        zero["head.correction.bias"].zero_()
+        states["zero-shot"] = zero
+        person_index = _person_index(aligned)
+        eps_to = float(plan["epsilon_target_only"])
+        if eps_to > 0:
+            alone = copy.deepcopy(module)
+            alone.load_state_dict(zero)
+            with torch.no_grad():
+                alone.head.source_weight.zero_()
+                alone.head.source_bias.zero_()
+            config = dataclasses.replace(plan["config"], epsilon=eps_to)
+            try:
+                run_private_phases(
+                    alone,
+                    inputs,
+                    torch.as_tensor(y, dtype=torch.float32),
+                    phases=[
+                        Phase(
+                            name="target-only",
+                            epochs=config.epochs,
+                            trainable=frozenset({"head.correction.weight", "head.correction.bias"}),
+                        )
+                    ],
+                    config=config,
+                    purposes=["transfer-guard:target-only"],
+                    person_index=person_index,
+                    person_level=person_index is not None,
+                    ledger=ledger,
+                    data_id=data_id,
+                    device=self.device,
+                    progress=False,
+                )
+            except dp.UnreachableEpsilonError:
+                # refused before any step (nothing spent): the candidate is left out
+                eps_to = 0.0
+            else:
+                alone.eval()
+                states["target-only"] = copy.deepcopy(alone.state_dict())
+        names = list(states)
+        scratch = copy.deepcopy(module)
+        persons = aligned.person_index if person_index is not None else np.arange(len(y))
+        utilities = []
+        for name in names:
+            scratch.load_state_dict(states[name])
+            brier = (_proba(scratch, inputs) - y) ** 2
+            per_person = pd.Series(brier).groupby(np.asarray(persons)).mean()
+            utilities.append(-float(per_person.sum()))
+        prior_map = plan.get("prior") or {}
+        prior = [float(prior_map.get(name, 1.0)) for name in names]
+        eps_sel = float(plan["epsilon_selection"])
+        choice = names[
+            exponential_mechanism(
+                utilities, epsilon=eps_sel, sensitivity=1.0, monotone=True, prior=prior
+            )
+        ]
+        ledger.append(
+            dp.LedgerEntry(
+                mechanism="exponential-mechanism",
+                epsilon=eps_sel,
+                delta=0.0,
+                data_id=data_id,
+                purpose="transfer-guard:selection",
+                n_records=int(aligned.n_persons),
+                unit="person" if person_index is not None else "record",
+            )
+        )
+        module.load_state_dict(states[choice])
+        module.eval()
+        self.ledger_ = ledger
+        self.transfer_check_ = {
+            "ran": True,
+            "private": True,
+            "method": "exponential mechanism over the training records' Brier score",
+            "candidates": names,
+            "prior": dict(zip(names, prior)),
+            "chosen": choice,
+            "epsilon_selection": eps_sel,
+            "epsilon_target_only": eps_to,
+            "passed": choice == "fine-tuned",
+            "action": "shipped " + choice,
+        }
 
     def _run_transfer_check(self, encoder: Encoder, aligned: Cohort, columns: list[Column]) -> None:
         if self.privacy is not None:
@@ -545,26 +964,56 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     def torch_explain_parts(self) -> dict[str, Any]:
         """The differentiable path used by the ``deep`` and ``gradient`` explainers.
 
-        Internal inputs are the per-column tokens of the tabular encoder (one ``d``-vector
-        per column and record, after the value, missing flag or category is embedded); the
-        rest of the network maps them to the log-odds. Attributions of a column's token are
-        summed into that column. Available for the ``mlp`` and ``ft-transformer`` encoders.
+        Internal inputs are the per-column inputs of the tabular encoder: for a network that
+        exposes them (``column_inputs``, ``column_groups`` and ``from_column_inputs``, as the
+        ``linear`` encoder does) those; for the ``mlp`` and ``ft-transformer`` encoders the
+        per-column tokens (one ``d``-vector per column and record, after the value, missing
+        flag or category is embedded). The rest of the network maps them to the log-odds.
+        Attributions of a column's inputs are summed into that column.
         """
         import torch
         from torch import nn
 
         self._check_fitted()
         net = self.module_.network
+        exposes_inputs = callable(getattr(net, "column_inputs", None))
         if (
             self.fallback_ is not None
             or self.encoder_.kind != "tabular"
-            or net.name not in ("mlp", "ft-transformer")
+            or not (exposes_inputs or net.name in ("mlp", "ft-transformer"))
             or getattr(net, "missing", "token") == "drop"
         ):
             raise GraphxferError(
-                "gradient-based explanations need a fine-tuned mlp or ft-transformer encoder "
-                "(missing='token'); use method='permutation' or 'exact' for this model"
+                "gradient-based explanations need a fine-tuned linear, mlp or ft-transformer "
+                "encoder (missing='token'); use method='permutation' or 'exact' for this model"
             )
+        head = self.module_.head
+        make_inputs = self._make_inputs
+        device = next(self.module_.parameters()).device  # the head always has parameters
+        groups: dict[str, list[int]] = {str(name): [] for name in self.feature_names_in_}
+
+        if exposes_inputs:
+
+            class _Inputs(nn.Module):
+                def __init__(self) -> None:
+                    super().__init__()
+                    self.net = net
+                    self.head = head
+
+                def forward(self, flat: torch.Tensor) -> torch.Tensor:
+                    return self.head(self.net.from_column_inputs(flat)).reshape(-1)
+
+            def encode_inputs(frame: pd.DataFrame) -> torch.Tensor:
+                numeric, missing, categorical = make_inputs(self._model_space(frame))
+                with torch.no_grad():
+                    flat = net.column_inputs(
+                        numeric.to(device), missing.to(device), categorical.to(device)
+                    )
+                return flat.cpu()
+
+            groups.update({str(c): list(v) for c, v in net.column_groups().items()})
+            return {"module": _Inputs().eval(), "encode": encode_inputs, "groups": groups}
+
         present = [net.numeric_columns[j] for j, _ in net._numeric_present] + [
             net.categorical_columns[j] for j, _ in net._categorical_present
         ]
@@ -572,8 +1021,6 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         tokenizer = net.tokenizer.columns if is_ft else net.tokenizer
         d = int(tokenizer.d)
         k = len(present)
-        head = self.module_.head
-        make_inputs = self._make_inputs
 
         class _Body(nn.Module):
             def __init__(self) -> None:
@@ -597,7 +1044,6 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
         def encode(frame: pd.DataFrame) -> torch.Tensor:
             numeric, missing, categorical = make_inputs(self._model_space(frame))
-            device = next(net.parameters()).device
             with torch.no_grad():
                 tokens = tokenizer(
                     numeric.to(device),
@@ -608,7 +1054,6 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 )
             return tokens.reshape(tokens.shape[0], -1).cpu()
 
-        groups: dict[str, list[int]] = {str(name): [] for name in self.feature_names_in_}
         for j, name in enumerate(present):
             groups[str(name)] = list(range(j * d, (j + 1) * d))
         return {"module": _Body().eval(), "encode": encode, "groups": groups}
@@ -634,9 +1079,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     ) -> list[dict[str, Any]]:
         """Measure AUROC, AUPRC, Brier score and ECE (95% bootstrap CIs) and keep them.
 
-        The results are appended to ``metrics_`` and appear in :meth:`model_card` and
-        reports. Metrics on held-out target records are not covered by the DP guarantee of
-        fine-tuning (which protects the training records); they are marked ``private=False``.
+        The results are appended to ``metrics_``. They are computed on private records
+        without differential privacy, so they are not covered by epsilon (``private=False``)
+        and never enter the model file: :meth:`save_evaluation` writes them to a separate
+        evaluation file, and reports show them in a section marked as outside epsilon.
 
         Parameters
         ----------
@@ -657,7 +1103,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         from graphxfer.evaluate.metrics import METRICS, bootstrap_ci
 
         self._check_fitted()
-        cohort = self._to_cohort(X, y, self.encoder_, need_target=True)
+        cohort = self._to_cohort(X, y, self.encoder_, need_target=True, training=False)
         p = self.predict_proba(cohort)[:, 1]
         out = []
         for name in METRICS:
@@ -677,8 +1123,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         A loss-threshold attack tries to tell the training records (``members``) from
         records of the same population never trained on (``nonmembers``). It reports the
         attack's AUROC and an epsilon lower bound (Clopper-Pearson, ``confidence``); a DP
-        model passes when the bound does not exceed its epsilon. The audit reads the private
-        training records, so its result is not covered by the DP guarantee.
+        model passes when the bound does not exceed its epsilon (this fit's, from
+        ``fit_ledger_``). The audit reads the private training records, so its result is not
+        covered by the DP guarantee: like :meth:`add_metrics` it is kept out of the model file
+        and goes to the evaluation file (:meth:`save_evaluation`).
 
         Returns
         -------
@@ -688,13 +1136,13 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         from privacy import membership_inference_audit
 
         self._check_fitted()
-        mem = self._to_cohort(members, None, self.encoder_, need_target=True)
-        non = self._to_cohort(nonmembers, None, self.encoder_, need_target=True)
+        mem = self._to_cohort(members, None, self.encoder_, need_target=True, training=False)
+        non = self._to_cohort(nonmembers, None, self.encoder_, need_target=True, training=False)
         claimed = None
         delta = 0.0
-        if self.privacy is not None and self.ledger_ is not None:
-            total = self.ledger_.total_spent()
-            claimed, delta = float(total.epsilon), float(total.delta)
+        guarantee = fit_privacy(self)
+        if guarantee is not None:
+            claimed, delta = guarantee["epsilon"], guarantee["delta"]
         result = membership_inference_audit(
             self.predict_proba(mem)[:, 1],
             mem.y,
@@ -708,20 +1156,42 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         return self.audit_
 
     # ------------------------------------------------------------------ model card
-    def model_card(self) -> dict[str, Any]:
-        """The facts a report shows about this model (see :func:`graphxfer.report`)."""
+    def evaluation(self) -> dict[str, Any] | None:
+        """The measurements on private records (:meth:`add_metrics`, :meth:`audit`), marked
+        as not covered by epsilon; ``None`` when nothing was measured."""
         self._check_fitted()
-        priv = None
-        if self.ledger_ is not None and self.privacy is not None:
-            total = self.ledger_.total_spent()
-            priv = {
-                "epsilon": float(total.epsilon),
-                "delta": float(total.delta),
-                "accountant": self.privacy.accountant,
-                "max_grad_norm": self.privacy.max_grad_norm,
-                "composition": getattr(total, "method", ""),
-                "ledger": [e.to_dict() for e in self.ledger_.entries],
-            }
+        return evaluation_record(self)
+
+    def save_evaluation(self, path: str | os.PathLike[str]) -> Path:
+        """Write :meth:`evaluation` as JSON (atomically), apart from the model file.
+
+        Pass it to :func:`graphxfer.report` (``evaluation=``) or ``graphxfer report
+        --evaluation FILE`` to show it in the report's section on private records.
+
+        Raises
+        ------
+        GraphxferError
+            When nothing was measured yet.
+        """
+        record = self.evaluation()
+        if record is None:
+            raise GraphxferError(
+                "nothing to save: measure the model first with add_metrics(...) or audit(...)"
+            )
+        return write_evaluation(path, record)
+
+    def model_card(self) -> dict[str, Any]:
+        """The facts a report shows about this model (see :func:`graphxfer.report`).
+
+        Only what the fit releases (:func:`graphxfer.release.released_state`): under privacy
+        nothing computed from the training records outside the ledger. Metrics and audits
+        are not part of it (see :meth:`evaluation`).
+        """
+        self._check_fitted()
+        state = released_state(self)
+        priv = state["privacy"]
+        if priv is not None:
+            priv = {k: v for k, v in priv.items() if k != "fit_entries"}
         src = dict(self.encoder_.source_summary)
         src.pop("marginals", None)
         card = {
@@ -733,22 +1203,32 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 "pretraining_epochs": len(self.encoder_.history),
             },
             "strategy": self.strategy,
-            "target_size": self.training_summary_["n_persons"],
-            "metrics": list(getattr(self, "metrics_", [])),
+            "hyperparameters": state["hyperparameters"],
+            "target_size": state["training_summary"]["n_persons"],
             "privacy": priv,
-            "audit": getattr(self, "audit_", None),
-            "transfer_check": self.transfer_check_,
-            "alignment": self.alignment_report_.to_dict(),
+            "transfer_check": state["transfer_check"],
+            "alignment": state["alignment"],
+            "withheld": state["withheld"],
             "package_versions": package_versions(),
         }
         return card
 
     # ------------------------------------------------------------------ files
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        key: bytes | str | None = None,
+        overwrite: bool = False,
+    ) -> Path:
         """Write the fitted model: ``weights.safetensors`` + ``meta.json`` (folder or .zip).
 
-        The privacy ledger, alignment report, transfer check and training summary travel
-        with the weights. A fallback XGBoost baseline is stored as UBJSON.
+        The released view of the fit travels with the weights
+        (:func:`graphxfer.release.released_state`: parameters, feature schema, alignment,
+        privacy ledger and guarantee, fine-tuning and training summaries, transfer check);
+        under privacy nothing computed from the training records outside the ledger.
+        Metrics and audits never do (see :meth:`save_evaluation`). A fallback XGBoost
+        baseline is stored as UBJSON.
         """
         self._check_fitted()
         enc_tensors, enc_meta = self.encoder_.to_state()
@@ -767,26 +1247,26 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 file = Path(tmp) / "fallback.ubj"
                 self.fallback_.save_model(file)
                 extra["fallback.ubj"] = file.read_bytes()
-        params = self.get_params()
-        params["encoder"] = None
-        if params["privacy"] is not None:
-            params["privacy"] = self.privacy.to_dict()
+        state = released_state(self)
         meta = {
             "estimator": "TransferClassifier",
-            "params": params,
+            "params": state["params"],
             "encoder_meta": enc_meta,
-            "feature_schema": self.feature_schema_.to_dict(),
-            "alignment": self.alignment_report_.to_dict(),
-            "ignored_columns": list(self.ignored_columns_),
-            "ledger": None if self.ledger_ is None else self.ledger_.to_dict(),
-            "fine_tune": self.fine_tune_,
-            "transfer_check": self.transfer_check_,
-            "training_summary": self.training_summary_,
-            "metrics": list(getattr(self, "metrics_", [])),
-            "audit": getattr(self, "audit_", None),
+            "feature_schema": state["feature_schema"],
+            "alignment": state["alignment"],
+            "ignored_columns": state["ignored_columns"],
+            "ledger": state["ledger"],
+            "privacy": state["privacy"],
+            "fine_tune": state["fine_tune"],
+            "transfer_check": state["transfer_check"],
+            "hyperparameters": state["hyperparameters"],
+            "training_summary": state["training_summary"],
+            "withheld": state["withheld"],
             "fallback": fallback,
         }
-        return write_model_file(path, tensors, meta, kind="model", extra_files=extra)
+        return write_model_file(
+            path, tensors, meta, kind="model", extra_files=extra, key=key, overwrite=overwrite
+        )
 
 
 @contextlib.contextmanager
@@ -808,6 +1288,24 @@ def _torch_seeded(random_state: int | None) -> Iterator[None]:
         yield
 
 
+def _person_index(aligned: Cohort) -> np.ndarray | None:
+    """The person of every row when the schema declares an id column, else None.
+
+    Decided from the schema (public), never from whether ids repeat in the data: the
+    mechanism and the ledger's ``unit`` would otherwise reveal whether anyone has several
+    rows.
+    """
+    return aligned.person_index if aligned.schema.id is not None else None
+
+
+def _device(device: str) -> Any:
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def _proba(module: Any, inputs: tuple[Any, ...], batch_size: int = 4096) -> np.ndarray:
     import torch
 
@@ -822,7 +1320,9 @@ def _proba(module: Any, inputs: tuple[Any, ...], batch_size: int = 4096) -> np.n
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def load_model(path: str | os.PathLike[str]) -> TransferClassifier:
+def load_model(
+    path: str | os.PathLike[str], *, key: bytes | str | None = None
+) -> TransferClassifier:
     """Read a fitted model saved with :meth:`TransferClassifier.save`; never unpickles.
 
     Raises
@@ -832,7 +1332,7 @@ def load_model(path: str | os.PathLike[str]) -> TransferClassifier:
     """
     import privacy as dp
 
-    tensors, meta = read_model_file(path, kind="model")
+    tensors, meta = read_model_file(path, kind="model", key=key)
     try:
         if meta.get("estimator") != "TransferClassifier":
             raise ModelFileError(f"unknown estimator {meta.get('estimator')!r} in {path!s}")
@@ -849,6 +1349,10 @@ def load_model(path: str | os.PathLike[str]) -> TransferClassifier:
         clf = TransferClassifier(**params)
         schema = Schema.from_dict(meta["feature_schema"])
         module, make_inputs, _ = encoder.fine_tunable(schema.features, random_state=0)
+        if params.get("strategy") == "anchored":
+            from graphxfer.anchoring import anchor_module
+
+            anchor_module(module)
         missing, unexpected = module.load_state_dict(mod_tensors, strict=False)
         if missing or unexpected:
             raise ModelFileError(
@@ -863,21 +1367,32 @@ def load_model(path: str | os.PathLike[str]) -> TransferClassifier:
         clf.feature_names_in_ = np.asarray(schema.feature_names, dtype=object)
         clf.n_features_in_ = len(schema.feature_names)
         clf.classes_ = np.array([0, 1])
+        alignment = dict(meta["alignment"])
+        if alignment.get("unknown_categories") is None:  # withheld: a private fit
+            alignment["unknown_categories"] = {}
         report = AlignmentReport(**{  # type: ignore[arg-type]
             k: (
                 {kk: tuple(vv) for kk, vv in v.items()} if k == "converted" else copy.deepcopy(v)
             )
-            for k, v in meta["alignment"].items()
+            for k, v in alignment.items()
         })  # fmt: skip
         clf.alignment_report_ = report
         clf.ignored_columns_ = list(meta["ignored_columns"])
-        clf.ledger_ = None if meta["ledger"] is None else dp.PrivacyLedger.from_dict(meta["ledger"])
+        ledger = None if meta["ledger"] is None else dp.PrivacyLedger.from_dict(meta["ledger"])
+        clf.ledger_ = clf.fit_ledger_ = ledger
+        clf.data_id_ = None
+        guarantee = meta.get("privacy")
+        if ledger is not None and isinstance(guarantee, dict):
+            own = [ledger.entries[i] for i in guarantee["fit_entries"]]
+            clf.fit_ledger_ = dp.PrivacyLedger(
+                own, accountant=ledger.accountant, delta=ledger.delta
+            )
+            clf.data_id_ = guarantee["data_id"]
         clf.fine_tune_ = meta["fine_tune"]
         clf.transfer_check_ = meta["transfer_check"]
+        clf.hyperparameters_ = meta.get("hyperparameters")
         clf.training_summary_ = meta["training_summary"]
-        clf.metrics_ = list(meta.get("metrics") or [])
-        if meta.get("audit") is not None:
-            clf.audit_ = meta["audit"]
+        # metrics and audits live in evaluation files (read_evaluation), never in the model
         clf.background_ = encoder.background(100, random_state=0).reindex(
             columns=list(clf.feature_names_in_)
         )
@@ -889,6 +1404,6 @@ def load_model(path: str | os.PathLike[str]) -> TransferClassifier:
                 file = Path(tmp) / "fallback.ubj"
                 file.write_bytes(meta["extra_file_bytes"]["fallback.ubj"])
                 clf.fallback_ = XGBoostBaseline.load_model(file)
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, IndexError) as exc:
         raise ModelFileError(f"{path!s}: model metadata is incomplete ({exc})") from exc
     return clf

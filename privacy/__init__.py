@@ -33,6 +33,8 @@ from privacy.ledger import BudgetSpent, LedgerEntry, PrivacyLedger, compose
 if TYPE_CHECKING:  # the lazily loaded names, for type checkers
     from privacy.accounting import calibrate_noise as calibrate_noise
     from privacy.accounting import compute_epsilon as compute_epsilon
+    from privacy.anchor import Anchor as Anchor
+    from privacy.anchor import AnchorGroup as AnchorGroup
     from privacy.audit import AuditResult as AuditResult
     from privacy.audit import canary_audit as canary_audit
     from privacy.audit import empirical_epsilon_lower_bound as empirical_epsilon_lower_bound
@@ -41,6 +43,7 @@ if TYPE_CHECKING:  # the lazily loaded names, for type checkers
     from privacy.quantiles import DPBounds as DPBounds
     from privacy.quantiles import dp_bounds as dp_bounds
     from privacy.quantiles import dp_quantiles as dp_quantiles
+    from privacy.selection import exponential_mechanism as exponential_mechanism
     from privacy.strategies import FineTunable as FineTunable
     from privacy.strategies import FineTuneResult as FineTuneResult
     from privacy.strategies import Strategy as Strategy
@@ -59,7 +62,10 @@ __version__ = "0.1.0"
 
 # Loaded on first use: these modules import torch, Opacus or scipy.
 _LAZY: dict[str, str] = {
+    "Anchor": "privacy.anchor",
+    "AnchorGroup": "privacy.anchor",
     "AuditResult": "privacy.audit",
+    "exponential_mechanism": "privacy.selection",
     "DPBounds": "privacy.quantiles",
     "FineTunable": "privacy.strategies",
     "FineTuneResult": "privacy.strategies",

@@ -1,7 +1,11 @@
-"""Small helpers shared by the training code: random states and devices."""
+"""Small helpers shared by the training code: random states, generators and devices."""
 
 from __future__ import annotations
 
+import os
+import secrets
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
@@ -14,7 +18,15 @@ if TYPE_CHECKING:
 #: What ``random_state`` parameters accept (as in scikit-learn).
 RandomState: TypeAlias = "int | np.random.Generator | None"
 
-__all__ = ["RandomState", "check_random_state", "resolve_device", "spawn_seeds", "torch_generator"]
+__all__ = [
+    "RandomState",
+    "atomic_write_text",
+    "check_random_state",
+    "resolve_device",
+    "secure_generator",
+    "spawn_seeds",
+    "torch_generator",
+]
 
 
 def check_random_state(random_state: RandomState) -> np.random.Generator:
@@ -48,6 +60,22 @@ def torch_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gene
     return gen
 
 
+def secure_generator(device: torch.device | str = "cpu") -> torch.Generator:
+    """A :class:`torch.Generator` on ``device`` seeded from the operating system's CSPRNG.
+
+    The 64-bit seed comes from :mod:`secrets` (``os.urandom``) and is neither kept, returned
+    nor logged, so the draws cannot be replayed from anything a run stores or releases (unlike
+    :func:`torch_generator`, whose seed derives from a ``random_state``). The generator itself
+    is torch's (Mersenne Twister on the CPU, Philox on CUDA), not a cryptographic one: use
+    ``PrivacyConfig(secure_mode=True)`` with ``torchcsprng`` installed for that.
+    """
+    import torch
+
+    gen = torch.Generator(device=device)
+    gen.manual_seed(secrets.randbits(64))
+    return gen
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else is checked and returned."""
     import torch
@@ -66,3 +94,24 @@ def resolve_device(device: str | torch.device) -> torch.device:
             "device='auto' or device='cpu'."
         )
     return dev
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder, then
+    rename it over ``path``: a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -61,16 +62,30 @@ def _epsilon_of_one(
     call evaluates the calibrated noise multiplier, and then its ledger the same run again."""
     from opacus.accountants import create_accountant
 
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"), _quiet_orders():
         acc = create_accountant(mechanism=accountant)
         acc.history = [(sigma, sample_rate, steps)]
         return float(acc.get_epsilon(delta=delta))
+
+
+@contextlib.contextmanager
+def _quiet_orders() -> Iterator[None]:
+    """Silence Opacus' note that the best RDP order is its largest one.
+
+    It appears at large noise multipliers (and inside the PRV accountant's domain search);
+    the bound it returns is still valid, only possibly loose (a larger order could tighten
+    it), which errs on the side of privacy.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+        yield
 
 
 def forget_calibrations() -> None:
     """Empty the memos of :func:`calibrate_noise` and of epsilon evaluations (for timing)."""
     _calibrate.cache_clear()
     _epsilon_of_one.cache_clear()
+    _epsilon_of_many.cache_clear()
 
 
 class _EpsilonCurve:
@@ -431,7 +446,6 @@ def compute_epsilon(
     history: Sequence[tuple[float, float, int]], *, delta: float, accountant: str
 ) -> float:
     """Epsilon at ``delta`` of a history of ``(noise_multiplier, sample_rate, steps)``."""
-    from opacus.accountants import create_accountant
 
     # Runs with the same noise multiplier and sample rate are one longer run: merge them so
     # that the result does not depend on how the steps were split into phases.
@@ -444,7 +458,18 @@ def compute_epsilon(
         return 0.0
     if len(runs) == 1:
         return _epsilon_of_one(accountant, *runs[0], float(delta))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    return _epsilon_of_many(accountant, tuple(runs), float(delta))
+
+
+@functools.lru_cache(maxsize=256)
+def _epsilon_of_many(
+    accountant: str, runs: tuple[tuple[float, float, int], ...], delta: float
+) -> float:
+    """Epsilon of a composed history, memoised (a ledger composes the same entries each
+    time its total is shown)."""
+    from opacus.accountants import create_accountant
+
+    with np.errstate(divide="ignore", invalid="ignore"), _quiet_orders():
         acc = create_accountant(mechanism=accountant)
-        acc.history = runs
+        acc.history = list(runs)
         return float(acc.get_epsilon(delta=delta))

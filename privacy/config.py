@@ -142,8 +142,16 @@ class PrivacyConfig:
         Opacus per-sample gradient engine. ``"ghost"`` (ghost clipping) computes per-row norms
         only and therefore cannot be used when persons have several rows.
     secure_mode : bool, default=False
-        Use a cryptographically secure random generator for sampling and noise (needs the
-        ``torchcsprng`` package). Results are then not reproducible from ``random_state``.
+        Where sampling and noise come from. Never from ``random_state``: a seed that is stored
+        or chosen by the user would let anyone holding the released weights replay the noise
+        and tell, with certainty, whether a record was trained on. With ``False`` Poisson
+        sampling and noise draw from ``torch.Generator`` objects seeded with 64 bits from the
+        operating system's CSPRNG (``secrets``); the seeds are never stored, returned or
+        logged. With ``True`` they come from ``torchcsprng`` (Opacus' secure mode, which also
+        hardens the Gaussian draws against floating-point attacks); the package must be
+        installed (it has no wheels for current Python and torch releases). Either way a
+        private run is not bit-reproducible: two runs with the same data and
+        ``random_state`` give different weights, which is what the guarantee requires.
     learning_rate : float, default=1e-3
         Step size of the optimizer applied to the noisy gradient.
     optimizer : {"adam", "sgd"}, default="adam"
@@ -151,8 +159,10 @@ class PrivacyConfig:
         guarantee).
     total_budget : float or None, default=None
         Cap on the total epsilon spent on the same ``data_id`` across runs, as composed by
-        the :class:`~privacy.PrivacyLedger`. A run that would exceed it is refused before it
-        starts. Must be >= ``epsilon``.
+        the :class:`~privacy.PrivacyLedger` the run is charged to (persist it with
+        :meth:`~privacy.PrivacyLedger.save` so that runs in other sessions count too). A run
+        that would exceed it is refused before its first step, naming what was spent. Must
+        be >= ``epsilon``.
     min_records : int, default=50
         Smallest number of persons accepted. With Poisson sampling the expected batch size
         and the noise calibration depend on the number of persons, which Opacus treats as

@@ -82,6 +82,8 @@ def prepare_rows(
     inputs: torch.Tensor | Sequence[torch.Tensor],
     y: torch.Tensor,
     person_index: np.ndarray | Sequence[Any] | None = None,
+    *,
+    person_level: bool = False,
 ) -> RowData:
     """Check per-record tensors and group rows by person.
 
@@ -94,6 +96,11 @@ def prepare_rows(
         Targets.
     person_index : array-like of shape (n_rows,) or None
         Person identifier of every row. ``None`` (or all distinct) means one row per person.
+    person_level : bool, default=False
+        Group rows by ``person_index`` even when every person has one row. Whether anyone
+        has several rows is a fact about the private data; deciding the mechanism (and the
+        ledger's ``unit``) from it releases that bit. Callers who know from public facts
+        (a declared id column) that rows are grouped by person pass ``True``.
 
     Returns
     -------
@@ -123,6 +130,8 @@ def prepare_rows(
     if target.is_floating_point() and not bool(torch.isfinite(target).all()):
         raise InputDataError("y holds NaN or infinite values; drop or fix those rows first.")
     groups = None
+    if person_level and person_index is None:
+        raise InputDataError("person_level=True needs person_index (the person of every row).")
     if person_index is not None:
         ids = np.asarray(person_index)
         if ids.ndim != 1 or len(ids) != n:
@@ -137,7 +146,7 @@ def prepare_rows(
         _, codes = np.unique(ids, return_inverse=True)
         codes = codes.astype(np.int64).reshape(-1)
         counts = np.bincount(codes)
-        if counts.max() > 1:
+        if counts.max() > 1 or person_level:
             order = np.argsort(codes, kind="stable")
             starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
             groups = PersonGroups(codes=codes, order=order, starts=starts, counts=counts)

@@ -10,15 +10,21 @@ The ledger composes the entries that touched the same data (the same ``data_id``
   :func:`~privacy.dp_bounds`) is added by basic composition (sum of epsilons, sum of deltas).
 
 :meth:`PrivacyLedger.total_spent` says which of the two was used.
+
+A ledger persists per data set (:meth:`PrivacyLedger.save` / :meth:`PrivacyLedger.load`, JSON
+written atomically), so that the budget composes across runs, sessions and fitted models.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from numbers import Integral, Real
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from privacy.exceptions import BudgetExceededError, LedgerFormatError, PrivacyConfigError
@@ -295,6 +301,11 @@ class PrivacyLedger:
         Delta at which totals are reported; ``None`` uses the largest delta of the composed
         DP-SGD entries.
 
+    Attributes
+    ----------
+    path : pathlib.Path or None
+        The file this ledger was loaded from or last saved to (named in budget refusals).
+
     Examples
     --------
     >>> ledger = PrivacyLedger()
@@ -326,6 +337,7 @@ class PrivacyLedger:
             )
         self.accountant = accountant
         self.delta = delta
+        self.path: Path | None = None
         self._entries: list[LedgerEntry] = []
         for entry in entries:
             self.append(entry)
@@ -454,16 +466,30 @@ class PrivacyLedger:
             return total
         if total.epsilon > total_budget * (1 + 1e-9):
             where = "all data" if data_id is None else f"data_id={data_id!r}"
+            source = "" if self.path is None else f" (ledger file {str(self.path)!r})"
             raise BudgetExceededError(
                 f"total_budget={total_budget:g} on {where} would be exceeded: "
-                f"{spent.n_entries} earlier release(s) spent epsilon={spent.epsilon:.4g}, and "
-                f"this run would bring the total to epsilon={total.epsilon:.4g} "
-                f"(delta={total.delta:.2g}; {total.method}). Nothing was run. Lower this "
-                f"run's epsilon (at most {max(total_budget - spent.epsilon, 0.0):.4g} remains "
-                "under basic composition), use fewer runs on this data, or raise total_budget "
-                "only if the data-use agreement allows it."
+                f"{spent.n_entries} earlier release(s){source} spent epsilon="
+                f"{spent.epsilon:.4g}{self._describe(data_id)}, and this run would bring the "
+                f"total to epsilon={total.epsilon:.4g} (delta={total.delta:.2g}; "
+                f"{total.method}). Nothing was run. Lower this run's epsilon (at most "
+                f"{max(total_budget - spent.epsilon, 0.0):.4g} remains under basic "
+                "composition), use fewer runs on this data, or raise total_budget only if the "
+                "data-use agreement allows it."
             )
         return total
+
+    def _describe(self, data_id: str | None, limit: int = 8) -> str:
+        """``" [entries: #0 purpose (epsilon=.., time); ...]"`` for the entries on ``data_id``."""
+        listed = [(i, e) for i, e in enumerate(self._entries) if data_id in (None, e.data_id)]
+        if not listed:
+            return ""
+        parts = [
+            f"#{i} {e.purpose} (epsilon={e.epsilon:.4g}, {e.timestamp})" for i, e in listed[:limit]
+        ]
+        if len(listed) > limit:
+            parts.append(f"{len(listed) - limit} more")
+        return " [entries: " + "; ".join(parts) + "]"
 
     # -- serialization ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -506,6 +532,55 @@ class PrivacyLedger:
             )
         except PrivacyConfigError as exc:
             raise LedgerFormatError(f"ledger settings: {exc}") from exc
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the ledger as JSON to ``path``, atomically (a temporary file, then a rename).
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+        """
+        from privacy._utils import atomic_write_text  # numpy: loaded on first use
+
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        written = atomic_write_text(path, text)
+        self.path = written
+        return written
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> PrivacyLedger:
+        """Read a ledger written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            When ``path`` does not exist.
+        LedgerFormatError
+            When the file is not a valid ledger.
+        """
+        file = Path(path)
+        if not file.is_file():
+            raise FileNotFoundError(
+                f"privacy ledger file {str(file)!r} does not exist; a new ledger is started with "
+                "PrivacyLedger() and written with ledger.save(path)."
+            )
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise LedgerFormatError(
+                f"privacy ledger file {str(file)!r} is not valid JSON ({exc})."
+            ) from exc
+        try:
+            ledger = cls.from_dict(data)
+        except LedgerFormatError as exc:
+            raise LedgerFormatError(f"privacy ledger file {str(file)!r}: {exc}") from exc
+        ledger.path = file
+        return ledger
 
     def to_frame(self) -> pd.DataFrame:
         """One row per entry, as a :class:`pandas.DataFrame`."""

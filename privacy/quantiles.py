@@ -13,6 +13,7 @@ quantile is ``epsilon``-DP (pure, ``delta = 0``); several quantiles split the bu
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +101,8 @@ def dp_quantiles(
     lower_hint, upper_hint : float
         Coarse *public* range of the column.
     random_state : int, numpy Generator or None
+        Validated only. The mechanism draws from the operating system's CSPRNG: a draw
+        seeded from a stored value could be replayed, which would undo the guarantee.
 
     Returns
     -------
@@ -111,7 +114,8 @@ def dp_quantiles(
             "values hold infinite entries; replace them (e.g. by the hints) or drop them."
         )
     arr = np.sort(np.clip(arr[~np.isnan(arr)], lower_hint, upper_hint))
-    rng = check_random_state(random_state)
+    check_random_state(random_state)
+    rng = np.random.default_rng(secrets.randbits(128))
     eps_each = float(epsilon) / len(quantiles)
     return np.array(
         [
@@ -172,6 +176,7 @@ def dp_bounds(
         Coarse *public* range, e.g. ``0`` and ``120`` for an age in years.
     quantiles : (float, float), default=(0.01, 0.99)
     random_state : int, numpy Generator or None
+        Validated only (see :func:`dp_quantiles`: the draw is never seeded).
     data_id : str, default="target"
         Data label for the ledger entry (use the same as for the DP fine-tuning).
     purpose : str, optional
@@ -208,7 +213,8 @@ def dp_bounds(
         delta=0.0,
         data_id=data_id,
         purpose=purpose or f"quantile-bounds:{column or 'value'}",
-        n_records=int(np.sum(~np.isnan(arr))),
+        # the number of rows (public, as for DP-SGD), not of non-missing values (private)
+        n_records=len(arr),
     )
     if ledger is not None and total_budget is not None:
         ledger.check_budget(total_budget=total_budget, data_id=data_id, planned=[entry])

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from privacy._utils import RandomState
+    from privacy.anchor import Anchor
     from privacy.training import Loss, Phase, TrainResult
 
 __all__ = [
@@ -325,6 +326,8 @@ def fine_tune(
     random_state: RandomState = None,
     device: str | torch.device = "auto",
     progress: bool = True,
+    anchor: Anchor | None = None,
+    person_level: bool = False,
 ) -> FineTuneResult:
     """Fine-tune ``model`` with a named strategy, privately (``config``) or not.
 
@@ -344,6 +347,14 @@ def fine_tune(
     loss, person_index, ledger, data_id, random_state, device, progress :
         As for :func:`~privacy.train_private` (``person_index`` and ``ledger`` only matter
         under privacy).
+    person_level : bool, default=False
+        Person-level DP-SGD whenever ``person_index`` is given, even if every person has one
+        row (see :func:`privacy.data.prepare_rows`: deciding from the data releases whether
+        anyone has several rows).
+    anchor : Anchor or None
+        A pull toward reference weights (L2-SP, or a Laplace approximation of the source
+        model), applied as a proximal step after each optimizer step: it reads no data, so
+        it keeps the DP guarantee (see :mod:`privacy.anchor`).
 
     Returns
     -------
@@ -374,6 +385,7 @@ def fine_tune(
             random_state=random_state,
             device=device,
             progress=progress,
+            anchor=anchor,
         )
         return FineTuneResult(
             strategy=strat.name,
@@ -403,6 +415,8 @@ def fine_tune(
         random_state=random_state,
         device=device,
         progress=progress,
+        anchor=anchor,
+        person_level=person_level,
     )
     used_ledger = results[0].ledger
     assert used_ledger is not None

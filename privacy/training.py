@@ -16,9 +16,15 @@ records the run in a :class:`~privacy.PrivacyLedger`.
   ``q = batch_size / n_persons`` and all their rows are taken; Opacus' ``GradSampleModule``
   computes per-row gradients, which are summed per person; each person's summed gradient is
   clipped to ``max_grad_norm``; Gaussian noise of standard deviation
-  ``noise_multiplier * max_grad_norm`` is added (Opacus' noise routine, secure mode included)
-  and the sum is divided by the expected batch size. The same Opacus accountant calibrates the
-  noise and reports epsilon.
+  ``noise_multiplier * max_grad_norm`` is added and the sum is divided by the expected batch
+  size. The same Opacus accountant calibrates the noise and reports epsilon.
+
+Randomness of private runs: Poisson sampling and noise never derive from ``random_state``.
+With ``secure_mode=True`` they come from ``torchcsprng`` (Opacus' secure mode); otherwise from
+``torch.Generator`` objects seeded from the operating system's CSPRNG whose seeds are never
+stored (:func:`~privacy._utils.secure_generator`). A stored seed would let anyone holding the
+released weights replay the noise and tell, with certainty, which records were trained on.
+Private runs are therefore not bit-reproducible.
 
 Refused before anything runs: fewer persons than ``min_records``, ``batch_size`` above the
 number of persons, ``delta >= 1 / n_persons``, an epsilon no noise multiplier can meet, a run
@@ -43,12 +49,14 @@ from privacy._utils import (
     RandomState,
     check_random_state,
     resolve_device,
+    secure_generator,
     spawn_seeds,
     torch_generator,
 )
 from privacy.accounting import calibrate_noise, compute_epsilon, person_sampling, record_sampling
+from privacy.anchor import Anchor
 from privacy.config import PrivacyConfig, TrainConfig
-from privacy.data import PersonGroups, RowData, RowDataset, collate_rows, fingerprint, prepare_rows
+from privacy.data import PersonGroups, RowData, RowDataset, collate_rows, prepare_rows
 from privacy.exceptions import (
     BatchSizeError,
     PrivacyConfigError,
@@ -80,6 +88,10 @@ HISTORY_NOTE = (
     "Training losses are computed on the private training data and are NOT differentially "
     "private; use them for debugging only and do not publish them."
 )
+#: ``data_id`` of ledger entries when the caller names no data set. A constant label (never a
+#: fingerprint of the records, which would itself be computed from them): unnamed runs are
+#: composed together, which can only overstate what was spent.
+DEFAULT_DATA_ID = "target"
 
 
 @dataclass(frozen=True)
@@ -109,8 +121,8 @@ class TrainResult:
     Attributes
     ----------
     history : tuple of dict
-        One dict per epoch (``phase``, ``epoch``, ``loss``, ``rows``). Not private: see
-        :data:`HISTORY_NOTE`.
+        One dict per epoch (``phase``, ``epoch``, ``loss``, ``rows``), kept for debugging.
+        Computed on the private data without noise: see :data:`HISTORY_NOTE`.
     private : bool
         Whether the phase ran under differential privacy.
     ledger_entry : LedgerEntry or None
@@ -151,7 +163,13 @@ class TrainResult:
     history_note: str = field(default=HISTORY_NOTE)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serializable summary (the ledger itself is left out; see ``ledger_entry``)."""
+        """JSON-serializable summary (the ledger itself is left out; see ``ledger_entry``).
+
+        This is a debugging record, not a release: for a private run its ``history``,
+        ``n_rows`` and ``seconds`` are computed from the private data without noise. Only the
+        ledger entry and the calibration (noise multiplier, sample rate, steps, epsilon,
+        delta, number of persons) are covered by the guarantee.
+        """
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         del out["ledger"]
         out["history"] = [dict(h) for h in self.history]
@@ -383,9 +401,43 @@ def _secure_generator() -> Any:
         raise PrivacyConfigError(
             "secure_mode=True needs the torchcsprng package for cryptographically secure "
             "sampling and noise; install it, or pass secure_mode=False (sampling and noise "
-            "then come from a seeded, non-cryptographic generator)."
+            "then come from torch generators seeded from the operating system's CSPRNG, "
+            "without torchcsprng's hardening)."
         ) from exc
     return csprng.create_random_device_generator("/dev/urandom")
+
+
+def _private_generators(config: PrivacyConfig, device: torch.device) -> tuple[Any, Any]:
+    """Generators of Poisson sampling (CPU) and of the noise (on ``device``) of one phase.
+
+    Never derived from ``random_state``: see the module docstring.
+    """
+    if config.secure_mode:
+        gen = _secure_generator()
+        return gen, gen
+    return secure_generator("cpu"), secure_generator(device)
+
+
+def _gaussian_noise(
+    std: float, like: torch.Tensor, generator: Any, *, hardened: bool
+) -> torch.Tensor:
+    """Noise ``N(0, std^2)`` shaped like ``like``, drawn from ``generator`` on its device.
+
+    ``hardened`` sums four draws of standard deviation ``std`` and halves the sum (the same
+    distribution), which defeats attacks on the floating-point representation of a single
+    Gaussian draw (Holohan et al., 2021); Opacus' secure mode does the same.
+    """
+    device = getattr(generator, "device", torch.device("cpu"))
+    if std == 0:
+        return torch.zeros_like(like)
+
+    def draw() -> torch.Tensor:
+        return torch.normal(
+            0.0, std, size=tuple(like.shape), generator=generator, device=device, dtype=like.dtype
+        )
+
+    noise = (draw() + draw() + draw() + draw()) / 2 if hardened else draw()
+    return noise.to(like.device)
 
 
 # -- the two DP-SGD loops --------------------------------------------------------------------
@@ -406,23 +458,29 @@ def _train_records(
     loss_fn: Any,
     plan: _Plan,
     device: torch.device,
-    seeds: list[int],
     progress: bool,
+    anchor: Anchor | None = None,
 ) -> tuple[list[dict[str, Any]], int, float]:
     from opacus import PrivacyEngine
     from opacus.utils.batch_memory_manager import BatchMemoryManager
     from torch.utils.data import DataLoader
 
-    engine = PrivacyEngine(accountant=config.accountant, secure_mode=config.secure_mode)
+    with warnings.catch_warnings():
+        # Opacus warns that its secure mode is off; outside secure mode sampling and noise
+        # still come from generators seeded from the OS CSPRNG (see the module docstring).
+        warnings.filterwarnings("ignore", message="Secure RNG turned off", category=UserWarning)
+        engine = PrivacyEngine(accountant=config.accountant, secure_mode=config.secure_mode)
+    sample_gen, noise_gen = _private_generators(config, device)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = _make_optimizer(config.optimizer, params, config.learning_rate)
+    prox = None if anchor is None else anchor.proximal(module, config.learning_rate)
     loader = DataLoader(
         RowDataset([*data.inputs, data.target]),
         batch_size=config.batch_size,
         collate_fn=collate_rows,
-        # Poisson sampling draws from this generator (Opacus uses the loader's generator
-        # outside secure mode).
-        generator=None if config.secure_mode else torch_generator(seeds[0]),
+        # Opacus' DPDataLoader draws the Poisson samples from this generator (in secure mode
+        # from the engine's torchcsprng generator instead).
+        generator=None if config.secure_mode else sample_gen,
     )
     ghost = config.grad_sample_mode == "ghost"
     out = engine.make_private(
@@ -433,7 +491,8 @@ def _train_records(
         noise_multiplier=plan.noise_multiplier,
         max_grad_norm=config.max_grad_norm,
         poisson_sampling=True,
-        noise_generator=None if config.secure_mode else torch_generator(seeds[1], device),
+        # in secure mode the engine's torchcsprng generator is used (and passing one is refused)
+        noise_generator=None if config.secure_mode else noise_gen,
         grad_sample_mode=config.grad_sample_mode,
     )
     if ghost:
@@ -471,10 +530,17 @@ def _train_records(
                             total += float(loss.item()) * int(yb.shape[0])
                             rows += int(yb.shape[0])
                     dp_optimizer.step()
+                    if prox is not None and not dp_optimizer._is_last_step_skipped:
+                        prox()
             history.append(_epoch_record(phase.name, epoch, total, rows))
         steps = sum(int(t) for _, _, t in engine.accountant.history)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            epsilon = float(engine.accountant.get_epsilon(delta=plan.delta))
+        # the same accountant as the engine's, through the memo that noise calibration filled
+        # (evaluating the PRV accountant again can take seconds at large noise multipliers)
+        epsilon = compute_epsilon(
+            [(float(s), float(q), int(t)) for s, q, t in engine.accountant.history],
+            delta=plan.delta,
+            accountant=config.accountant,
+        )
     finally:
         gsm.to_standard_module()
     return history, steps, epsilon
@@ -490,19 +556,14 @@ def _train_persons(
     loss_fn: Any,
     plan: _Plan,
     device: torch.device,
-    seeds: list[int],
     progress: bool,
+    anchor: Anchor | None = None,
 ) -> tuple[list[dict[str, Any]], int, float]:
     from opacus.grad_sample.utils import wrap_model
-    from opacus.optimizers.optimizer import _generate_noise
 
     groups = data.groups
     assert isinstance(groups, PersonGroups)
-    if config.secure_mode:
-        sample_gen = noise_gen = _secure_generator()
-    else:
-        sample_gen = torch_generator(seeds[0])
-        noise_gen = torch_generator(seeds[1], device)
+    sample_gen, noise_gen = _private_generators(config, device)
     gsm = wrap_model(
         module,
         grad_sample_mode=config.grad_sample_mode,
@@ -511,6 +572,7 @@ def _train_persons(
     )
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = _make_optimizer(config.optimizer, params, config.learning_rate)
+    prox = None if anchor is None else anchor.proximal(module, config.learning_rate)
     std = plan.noise_multiplier * config.max_grad_norm
     per_epoch = max(1, math.ceil(phase_steps / phase.epochs))
     history: list[dict[str, Any]] = []
@@ -551,16 +613,11 @@ def _train_persons(
                 rows_seen += len(rows)
                 gsm.zero_grad(set_to_none=True)
             for p, s in zip(params, summed):
-                # The secure generator lives on the CPU: draw there and move the noise.
-                reference = s.cpu() if config.secure_mode else s
-                noise = _generate_noise(
-                    std=std,
-                    reference=reference,
-                    generator=noise_gen,
-                    secure_mode=config.secure_mode,
-                )
-                p.grad = (s + noise.to(s.device)) / config.batch_size
+                noise = _gaussian_noise(std, s, noise_gen, hardened=config.secure_mode)
+                p.grad = (s + noise) / config.batch_size
             optimizer.step()
+            if prox is not None:
+                prox()
             optimizer.zero_grad(set_to_none=True)
             if (step + 1) % per_epoch == 0 or step + 1 == phase_steps:
                 history.append(_epoch_record(phase.name, epoch, total, rows_seen))
@@ -600,6 +657,8 @@ def run_private_phases(
     random_state: RandomState = None,
     device: str | torch.device = "auto",
     progress: bool = True,
+    anchor: Anchor | None = None,
+    person_level: bool = False,
 ) -> list[TrainResult]:
     """Run DP training phases that share ONE privacy budget.
 
@@ -623,11 +682,11 @@ def run_private_phases(
         )
     if len(purposes) != len(phases) or not phases:
         raise PrivacyConfigError("pass one purpose per phase, and at least one phase.")
-    data = prepare_rows(inputs, y, person_index)
+    data = prepare_rows(inputs, y, person_index, person_level=person_level)
     plan = _plan(data, phases, config)
     if ledger is None:
         ledger = PrivacyLedger(accountant="rdp" if config.accountant == "rdp" else "prv")
-    data_id = fingerprint(data) if data_id is None else str(data_id)
+    data_id = DEFAULT_DATA_ID if data_id is None else str(data_id)
     mechanism = "dp-sgd-person" if plan.unit == "person" else "dp-sgd"
 
     def entry(i: int, epsilon: float, steps: int) -> LedgerEntry:
@@ -659,11 +718,10 @@ def run_private_phases(
     module.train()
     check_module(module)
     check_row_independence(module, [t[:8].to(dev) for t in data.inputs])
-    rng = check_random_state(random_state)
+    check_random_state(random_state)  # validated; sampling and noise never use it
     results = []
     try:
         for i, phase in enumerate(phases):
-            seeds = spawn_seeds(rng, 2)
             start = time.perf_counter()
             with _only_trainable(module, phase.trainable), _benign_hook_warnings_silenced():
                 if plan.unit == "person":
@@ -676,8 +734,8 @@ def run_private_phases(
                         loss_fn=loss_fn,
                         plan=plan,
                         device=dev,
-                        seeds=seeds,
                         progress=progress,
+                        anchor=anchor,
                     )
                 else:
                     history, steps, eps = _train_records(
@@ -688,8 +746,8 @@ def run_private_phases(
                         loss_fn=loss_fn,
                         plan=plan,
                         device=dev,
-                        seeds=seeds,
                         progress=progress,
+                        anchor=anchor,
                     )
             recorded = ledger.append(entry(i, eps, steps))
             results.append(
@@ -756,12 +814,15 @@ def train_private(
     ledger : PrivacyLedger, optional
         Ledger to charge (a new one is created when omitted; see ``TrainResult.ledger``).
     data_id : str, optional
-        Label of the data for the ledger; defaults to a fingerprint of the tensors. Pass the
-        same label for every run on the same persons so that ``total_budget`` composes them.
+        Label of the data set for the ledger (e.g. the site's name), ``"target"`` when
+        omitted. Pass the same label for every run on the same persons so that
+        ``total_budget`` composes them. It is a label, never computed from the records.
     purpose : str, default="fine-tune"
     random_state : int, numpy Generator or None
-        Seeds Poisson sampling and noise (through ``torch.Generator`` objects; global RNGs
-        are never seeded). Ignored in secure mode.
+        Validated but not used: Poisson sampling and noise always come from a secure source
+        (torchcsprng in secure mode, else generators seeded from the OS CSPRNG whose seeds are
+        never stored), so a private run is not reproducible from it. Global RNGs are never
+        seeded.
     device : "auto", "cpu", "cuda" or torch.device, default="auto"
     progress : bool, default=True
         Show a progress bar.
@@ -806,8 +867,13 @@ def run_non_private_phases(
     random_state: RandomState = None,
     device: str | torch.device = "auto",
     progress: bool = True,
+    anchor: Anchor | None = None,
 ) -> list[TrainResult]:
-    """Plain minibatch training phases (shuffled rows, no clipping, no noise, no ledger)."""
+    """Plain minibatch training phases (shuffled rows, no clipping, no noise, no ledger).
+
+    ``anchor`` (see :class:`~privacy.Anchor`) pulls the weights toward reference values by a
+    proximal step after every optimizer step.
+    """
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
         raise PrivacyConfigError(
@@ -828,6 +894,7 @@ def run_non_private_phases(
             history = []
             with _only_trainable(module, phase.trainable) as params:
                 optimizer = _make_optimizer(config.optimizer, params, config.learning_rate)
+                prox = None if anchor is None else anchor.proximal(module, config.learning_rate)
                 epochs = _progress(
                     range(phase.epochs), total=phase.epochs, desc=phase.name, enabled=progress
                 )
@@ -842,6 +909,8 @@ def run_non_private_phases(
                         batch_loss = loss_fn(module(*xb), yb)
                         batch_loss.backward()
                         optimizer.step()
+                        if prox is not None:
+                            prox()
                         total += float(batch_loss.item()) * len(idx)
                         steps += 1
                     history.append(_epoch_record(phase.name, epoch, total, data.n_rows))

@@ -28,6 +28,7 @@ _LAZY: dict[str, str] = {
     "EncoderClassifier": "tabular.classifier:EncoderClassifier",
     "EncoderNetwork": "tabular.encoders:EncoderNetwork",
     "FTTransformer": "tabular.encoders:FTTransformer",
+    "LinearFeatures": "tabular.encoders:LinearFeatures",
     "ResidualMLP": "tabular.encoders:ResidualMLP",
     "TabNetNetwork": "tabular.encoders:TabNetNetwork",
     "TabularEncoder": "tabular.tabular_encoder:TabularEncoder",

@@ -179,6 +179,18 @@ def pretrain(
     network.cpu().eval()
     obj.cpu()
     head = getattr(obj, "head", None) if objective_cls.needs_outcome else None
+    exact = (
+        objective == "supervised"
+        and isinstance(head, torch.nn.Linear)
+        and not any(p.requires_grad for p in network.parameters())
+        and target is not None
+        and world == 1
+    )
+    if exact and isinstance(head, torch.nn.Linear):
+        # a network without parameters makes supervised pretraining a logistic regression:
+        # convex, so fit it exactly (every row, L-BFGS, L2 = weight_decay) instead of
+        # stopping a stochastic optimiser wherever early stopping lands
+        _fit_linear_head(network, head, tensors, weight_decay)
     summary = {
         "n_rows": n,
         "n_train": len(train_idx),
@@ -206,6 +218,34 @@ def pretrain(
         source_summary=summary,
         source_head=copy.deepcopy(head) if head is not None else None,
     )
+
+
+def _fit_linear_head(network: Any, head: torch.nn.Linear, tensors: Any, l2: float) -> None:
+    """Minimise ``mean BCE + l2/2 * |w|^2`` (bias not penalised) over a linear head, exactly."""
+    import torch.nn.functional as F
+
+    numeric, missing, categorical, y = tensors[0], tensors[1], tensors[2], tensors[-1]
+    with torch.no_grad():
+        z = network(numeric, missing, categorical).double()
+    target = y.double().reshape(-1)
+    w = head.weight.detach().double().clone().reshape(-1)
+    b = head.bias.detach().double().clone().reshape(-1)
+    w.requires_grad_(True)
+    b.requires_grad_(True)
+    opt = torch.optim.LBFGS(
+        [w, b], lr=1.0, max_iter=500, line_search_fn="strong_wolfe", tolerance_grad=1e-10
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(z @ w + b, target) + 0.5 * l2 * (w @ w)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        head.weight.copy_(w.reshape(head.weight.shape).to(head.weight.dtype))
+        head.bias.copy_(b.reshape(head.bias.shape).to(head.bias.dtype))
 
 
 def _check_options(

@@ -63,5 +63,5 @@ class Registry(Generic[T]):
 
 
 ENCODERS: Registry[type] = Registry("encoder")
-"""Encoder network classes by name (``ft-transformer``, ``mlp``, ``tabnet``; graph encoders are
-added by ``graphxfer.graphs``)."""
+"""Encoder network classes by name (``ft-transformer``, ``linear``, ``mlp``, ``tabnet``; graph
+encoders are added by ``graphxfer.graphs``)."""

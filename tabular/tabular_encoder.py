@@ -25,6 +25,38 @@ _FORMAT = 1
 _KIND = "tabular-encoder"
 
 
+def _device_of(module: nn.Module) -> torch.device:
+    """Where ``module`` lives: its first parameter or buffer (a network may have no parameters,
+    e.g. the linear encoder's feature map); the CPU when it holds neither."""
+    for tensor in (*module.parameters(), *module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _grown_head(head: nn.Linear | None, out_dim: int) -> nn.Linear | None:
+    """A copy of the source head for an embedding of ``out_dim`` features.
+
+    Networks whose embedding grows with added columns (the linear encoder) append the new
+    features at the end; the source head gets zero coefficients for them, so the source
+    model's predictions are unchanged until the new columns are trained.
+    """
+    if head is None:
+        return None
+    if out_dim == head.in_features:
+        return copy.deepcopy(head)
+    if out_dim < head.in_features:
+        raise EncoderError(
+            f"the adapted network's embedding ({out_dim}) is smaller than the source head's "
+            f"input ({head.in_features})"
+        )
+    grown = nn.Linear(out_dim, 1).to(device=head.weight.device, dtype=head.weight.dtype)
+    with torch.no_grad():
+        grown.weight.zero_()
+        grown.weight[:, : head.in_features] = head.weight
+        grown.bias.copy_(head.bias)
+    return grown
+
+
 class TabularEncoder:
     """A pretrained tabular encoder: featurizer (source statistics) + encoder network.
 
@@ -142,7 +174,7 @@ class TabularEncoder:
         net = self.network_
         if device is not None:
             net.to(resolve_device(device))
-        dev = next(net.parameters()).device
+        dev = _device_of(net)
         out = []
         was_training = net.training
         net.eval()
@@ -177,7 +209,7 @@ class TabularEncoder:
             Seeds a fresh head's initialisation.
         """
         network = copy.deepcopy(self.network_)
-        device = next(network.parameters()).device
+        device = _device_of(network)
         with seeded(seed_from(random_state), device):
             clf = EncoderClassifier(network, head_hidden)
         if source_head and head_hidden is None and self.source_head_ is not None:
@@ -207,7 +239,7 @@ class TabularEncoder:
             )
         X = as_frame(data)
         batch = self.featurizer_.transform(X)
-        dev = next(net.parameters()).device
+        dev = _device_of(net)
         parts = []
         was_training = net.training
         net.eval()
@@ -281,7 +313,7 @@ class TabularEncoder:
             columns=cols,
             history=copy.deepcopy(self.history_),
             source_summary=copy.deepcopy(self.source_summary_),
-            source_head=copy.deepcopy(self.source_head_),
+            source_head=_grown_head(self.source_head_, network.out_dim),
         )
 
     # ------------------------------------------------------------------ state

@@ -26,7 +26,7 @@ import graphxfer
 from graphxfer import Cohort, TransferClassifier, datasets, load_encoder, load_model
 from graphxfer.encoder import GRAPH_ENCODERS, TABULAR_ENCODERS, Encoder
 from graphxfer.exceptions import GraphxferError, ModelFileError
-from graphxfer.modelfile import FORMAT_VERSION
+from graphxfer.modelfile import FORMAT_VERSION, seal_meta
 
 
 def _graph_encoders_available() -> bool:
@@ -44,6 +44,7 @@ _NO_GRAPHS = pytest.mark.skipif(
 
 # Small networks and one or two epochs: these tests are about files and contracts, not skill.
 PRETRAIN_PARAMS: dict[str, dict[str, Any]] = {
+    "linear": {"epochs": 2},
     "mlp": {"epochs": 2, "encoder_params": {"width": 16, "n_blocks": 1}},
     "ft-transformer": {"epochs": 1, "encoder_params": {"d_token": 8, "n_layers": 1, "n_heads": 2}},
     "tabnet": {"epochs": 1, "encoder_params": {"n_d": 8, "n_a": 8, "n_steps": 2}},
@@ -117,7 +118,10 @@ def _read_meta(path: Path) -> dict[str, Any]:
 
 
 def _write_meta(path: Path, meta: dict[str, Any]) -> None:
-    (path / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    """Rewrite meta.json as a forger would: with an integrity record that matches the edit
+    (so that the checks behind the integrity record are the ones tested)."""
+    files = {p.name: p.read_bytes() for p in path.iterdir() if p.name != "meta.json"}
+    (path / "meta.json").write_bytes(seal_meta(meta, files))
 
 
 def _loader(what: str) -> Any:

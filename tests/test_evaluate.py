@@ -13,9 +13,17 @@ import torch
 
 import graphxfer
 from graphxfer import Cohort, TransferClassifier, datasets
-from graphxfer.evaluate import BASELINES, METRICS, TransferCurve, transfer_curve
+from graphxfer.evaluate import (
+    BASELINES,
+    METRICS,
+    YARDSTICK,
+    TransferCurve,
+    score_all,
+    transfer_curve,
+)
 from graphxfer.evaluate import curve as curve_module
 from graphxfer.exceptions import GraphxferError
+from tabular.baselines import LogisticBaseline
 
 SIZES = (20, 50)
 REPEATS = 2
@@ -25,16 +33,20 @@ OPTIONS: dict[str, Any] = {
     "encoder": "mlp",
     "pretrain_params": PRETRAIN,
     "target_sizes": SIZES,
-    "strategies": ("linear-probe",),
-    "baselines": ("xgboost", "logistic", "source-only", "zero-shot", "pooled"),
+    "strategies": ("anchored",),
+    "baselines": tuple(BASELINES),
     "repeats": REPEATS,
     "test_size": 0.3,
-    "finetune_params": {"epochs": 2, "device": "cpu"},
-    "privacy_params": {"epochs": 1, "accountant": "rdp"},
+    # the private fits use these options as given (the deployed default, "auto", takes them
+    # from the encoder's presets: several seconds of noise calibration at their sample rate)
+    "finetune_params": {"epochs": 2, "device": "cpu", "dp_hyperparameters": "config"},
+    "privacy_params": {"epochs": 1, "batch_size": 10, "accountant": "rdp"},
     "random_state": 0,
     "progress": False,
 }
 RESULT_COLUMNS = ["method", "n", "epsilon", "repeat", *METRICS, "note"]
+# the baselines that never see a target training record
+SOURCE_ONLY = ("logistic-source", "xgboost-source", "zero-shot")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -53,6 +65,11 @@ def heart() -> dict[str, Cohort]:
         "source": cohort.select_groups(["cleveland", "hungarian"]),
         "target": cohort.select_groups("va"),
     }
+
+
+@pytest.fixture(scope="module")
+def encoder(heart: dict[str, Cohort]) -> graphxfer.Encoder:
+    return graphxfer.pretrain(heart["source"], "mlp", random_state=0, progress=False, **PRETRAIN)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +116,7 @@ def curve(traced: dict[str, Any]) -> TransferCurve:
 def test_results_are_a_tidy_frame(curve: TransferCurve) -> None:
     results = curve.results
     assert list(results.columns) == RESULT_COLUMNS
-    methods = ["transfer:linear-probe", *OPTIONS["baselines"]]
+    methods = ["transfer:anchored", *OPTIONS["baselines"]]
     assert set(results["method"]) == set(methods)
     assert set(results["n"]) == set(SIZES) and set(results["repeat"]) == set(range(REPEATS))
     assert pd.api.types.is_integer_dtype(results["n"])
@@ -109,13 +126,13 @@ def test_results_are_a_tidy_frame(curve: TransferCurve) -> None:
     per_cell = len(methods) + 1  # the transfer strategy once more under DP
     assert len(results) == REPEATS * len(SIZES) * per_cell
     private = results[results["epsilon"].notna()]
-    assert set(private["method"]) == {"transfer:linear-probe"}
+    assert set(private["method"]) == {"transfer:anchored"}
     assert (private["epsilon"] == EPSILON).all()
     finite = results[results["auroc"].notna()]
     for metric in METRICS:
         assert finite[metric].between(0, 1).all(), metric
     # methods that never see target training data score the same at every size
-    for method in ("source-only", "zero-shot"):
+    for method in SOURCE_ONLY:
         part = results[results["method"] == method].pivot(
             index="repeat", columns="n", values="auroc"
         )
@@ -237,9 +254,78 @@ def test_zero_shot_needs_a_supervised_encoder(heart: dict[str, Cohort]) -> None:
             "repeats": 1,
         },
     ).results
-    assert len(result) == 1
-    assert np.isnan(result["auroc"].iloc[0])
-    assert result["note"].iloc[0] == "not available for this encoder"
+    zero_shot = result[result["method"] == "zero-shot"]
+    assert len(zero_shot) == 1
+    assert np.isnan(zero_shot["auroc"].iloc[0])
+    assert zero_shot["note"].iloc[0] == "not available for this encoder"
+    # the yardstick does not need the encoder's head
+    others = result[result["method"] != "zero-shot"]
+    assert list(others["method"]) == list(YARDSTICK)
+    assert others["auroc"].notna().all()
+
+
+def test_the_yardstick_is_always_shown_and_clearly_labelled(
+    heart: dict[str, Cohort], encoder: graphxfer.Encoder
+) -> None:
+    options = {**OPTIONS, "encoder": encoder, "strategies": (), "target_sizes": (30,)}
+    result = transfer_curve(
+        heart["source"], heart["target"], **{**options, "baselines": ("source-only", "pooled")}
+    )
+    # the yardstick first, whatever was asked for; the earlier names mean XGBoost
+    methods = list(dict.fromkeys(result.results["method"]))
+    assert methods == [*YARDSTICK, "xgboost-source", "xgboost-pooled"]
+    labels = dict(zip(result.summary["method"], result.summary["label"], strict=True))
+    assert labels["logistic-source"] == "logistic regression, source only"
+    assert labels["logistic"] == "logistic regression, target only"
+    assert labels["xgboost"] == "XGBoost, target only"
+    assert labels["logistic-pooled"].startswith("logistic regression, pooled")
+    assert labels["xgboost-source"] == "XGBoost, source only"
+    # the source-only logistic regression is the one fitted on the source records
+    names = encoder.schema.feature_names
+    aligned, _ = heart["target"].align(encoder.schema)
+    _, test = aligned.split(0.3, random_state=OPTIONS["random_state"])
+    expected = LogisticBaseline().fit(heart["source"].X[names], heart["source"].y)
+    scores = score_all(test.y, expected.predict_proba(test.X[names])[:, 1])
+    row = result.results[result.results["method"] == "logistic-source"].iloc[0]
+    assert row["auroc"] == pytest.approx(scores["auroc"])
+
+
+def test_the_defaults_are_the_deployed_path(
+    heart: dict[str, Cohort], encoder: graphxfer.Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default the encoder is chosen on the source ("auto"), its private presets are
+    simulated at the curve's sizes and epsilons, and "anchored" is the first strategy."""
+    import inspect
+
+    defaults = {name: p.default for name, p in inspect.signature(transfer_curve).parameters.items()}
+    assert defaults["encoder"] == "auto"
+    assert defaults["strategies"][0] == "anchored"
+    assert set(YARDSTICK) <= set(defaults["baselines"])
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def fake_pretrain(source: Cohort, name: str, **params: Any) -> graphxfer.Encoder:
+        calls.append((name, params))
+        return encoder
+
+    monkeypatch.setattr(curve_module, "pretrain", fake_pretrain)
+    options = {
+        "target_sizes": (20, 30),
+        "epsilons": (None, 1.0, None),
+        "strategies": (),
+        "baselines": (),
+        "repeats": 1,
+        "random_state": 3,
+        "progress": False,
+    }
+    transfer_curve(heart["source"], heart["target"], **options)
+    transfer_curve(
+        heart["source"], heart["target"], pretrain_params={"dp_presets": False}, **options
+    )
+    (name, params), (_, given) = calls
+    assert name == "auto"
+    assert params["dp_presets"] == {"sizes": (20, 30), "epsilons": (None, 1.0)}
+    assert params["random_state"] == 3 and params["progress"] is False
+    assert given["dp_presets"] is False  # the caller's choice wins
 
 
 @pytest.mark.parametrize(
@@ -251,13 +337,11 @@ def test_zero_shot_needs_a_supervised_encoder(heart: dict[str, Cohort]) -> None:
     ],
 )
 def test_invalid_requests_are_refused(
-    heart: dict[str, Cohort], change: dict[str, Any], message: str
+    heart: dict[str, Cohort], encoder: graphxfer.Encoder, change: dict[str, Any], message: str
 ) -> None:
     options = {**OPTIONS, "encoder": "not-pretrained", **change}
     if "target_sizes" in change:
-        options["encoder"] = graphxfer.pretrain(
-            heart["source"], "mlp", random_state=0, progress=False, **{**PRETRAIN, "epochs": 1}
-        )
+        options["encoder"] = encoder
         options["strategies"], options["baselines"] = (), ("logistic",)
     with pytest.raises(GraphxferError, match=message):
         transfer_curve(heart["source"], heart["target"], **options)
@@ -265,3 +349,4 @@ def test_invalid_requests_are_refused(
 
 def test_baselines_are_listed() -> None:
     assert set(OPTIONS["baselines"]) == set(BASELINES)
+    assert set(YARDSTICK) <= set(BASELINES)

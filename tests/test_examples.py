@@ -55,10 +55,21 @@ def check_reports(out: Path, names: list[str]) -> None:
 def check_printed(stdout: str) -> None:
     assert "AUROC" in stdout
     assert "95% CI" in stdout
+    # the yardstick beside the transfer rows
+    for row in (
+        "logistic regression, source only",
+        "logistic regression, target only",
+        "XGBoost, target only",
+        "logistic regression, pooled",
+    ):
+        assert row in stdout, row
+    assert "Private transfer guard" in stdout  # the default guard of a private fit ran
+    assert "transfer-guard:selection" in stdout  # and is charged to the ledger
     assert "PrivacyLedger" in stdout  # the ledger of the private fit is printed
     assert "Done in" in stdout
 
 
+@pytest.mark.slow  # encoder selection and private fits: 15-35 s on 2 cores
 def test_heart_disease_sites_quick(tmp_path: Path) -> None:
     result = run_example("heart_disease_sites.py", tmp_path)
     check_printed(result.stdout)

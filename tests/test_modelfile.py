@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from graphxfer.exceptions import ModelFileError
-from graphxfer.modelfile import FORMAT_VERSION, read_model_file, write_model_file
+from graphxfer.modelfile import FORMAT_VERSION, read_model_file, seal_meta, write_model_file
 
 
 @pytest.fixture(params=["folder", "model.zip"])
@@ -64,7 +64,7 @@ def test_nan_weights_are_refused_on_save_and_load(tmp_path: Path) -> None:
     bad = {"w": torch.tensor([1.0, float("nan")])}
     with pytest.raises(ModelFileError, match="NaN or inf"):
         write_model_file(tmp_path / "m", bad, {}, kind="encoder")
-    # a file whose (consistent) hash covers NaN weights is still refused on load
+    # a file whose (consistent, re-sealed) hashes cover NaN weights is still refused on load
     import hashlib
 
     from safetensors.torch import save
@@ -78,7 +78,7 @@ def test_nan_weights_are_refused_on_save_and_load(tmp_path: Path) -> None:
         "kind": "encoder",
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
-    (path / "meta.json").write_text(json.dumps(meta))
+    (path / "meta.json").write_bytes(seal_meta(meta, {"weights.safetensors": weights}))
     with pytest.raises(ModelFileError, match="NaN or inf"):
         read_model_file(path)
 

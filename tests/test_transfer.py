@@ -238,7 +238,7 @@ def test_get_params_clone_and_set_params(encoder: Encoder) -> None:
     clf = TransferClassifier(encoder, strategy="full", epochs=3, random_state=5)
     params = clf.get_params()
     assert params["encoder"] is encoder and params["strategy"] == "full"
-    assert params["privacy"] is None and params["check_transfer"] is False
+    assert params["privacy"] is None and params["check_transfer"] is None
     twin = clone(clf)
     assert twin is not clf and not hasattr(twin, "module_")
     assert {k: v for k, v in twin.get_params().items() if k != "encoder"} == {
@@ -357,7 +357,8 @@ def test_transfer_check_is_skipped_under_dp(inverted: dict[str, Any]) -> None:
     clf = TransferClassifier(inverted["encoder"], **{**inverted["params"], "privacy": config})
     with pytest.warns(TransferCheckSkippedWarning, match="differential privacy"):
         clf.fit(inverted["target"])
-    assert clf.transfer_check_ == {"ran": False, "reason": "skipped under differential privacy"}
+    assert clf.transfer_check_["ran"] is False
+    assert "strategy='anchored'" in clf.transfer_check_["reason"]
     assert clf.fallback_ is None
     assert clf.model_card()["transfer_check"]["ran"] is False
 
@@ -375,7 +376,9 @@ def test_dp_fit_writes_a_ledger_within_the_budget(private: TransferClassifier) -
     entries = private.ledger_.entries
     assert len(entries) == 2  # one per LP-FT phase, sharing one budget
     for entry in entries:
-        assert entry.mechanism == "dp-sgd" and entry.unit == "record"
+        # the heart-disease schema declares an id column: person-level DP-SGD, decided from
+        # the schema (not from whether ids repeat in the data)
+        assert entry.mechanism == "dp-sgd-person" and entry.unit == "person"
         assert entry.noise_multiplier > 0 and 0 < entry.sample_rate <= 1 and entry.steps > 0
         assert entry.n_records == 200 and entry.delta < 1 / 200
         assert entry.max_grad_norm == config.max_grad_norm

@@ -1,6 +1,6 @@
-"""Evaluation: transfer curves against target-only, source-only and pooled baselines."""
+"""Evaluation: transfer curves against source-only, target-only and pooled baselines."""
 
-from graphxfer.evaluate.curve import BASELINES, TransferCurve, transfer_curve
+from graphxfer.evaluate.curve import BASELINES, YARDSTICK, TransferCurve, transfer_curve
 from graphxfer.evaluate.metrics import (
     METRICS,
     bootstrap_ci,
@@ -13,6 +13,7 @@ from graphxfer.evaluate.metrics import (
 __all__ = [
     "BASELINES",
     "METRICS",
+    "YARDSTICK",
     "TransferCurve",
     "bootstrap_ci",
     "brier_score",

@@ -15,13 +15,30 @@ from graphxfer.encoder import Encoder, pretrain
 from graphxfer.evaluate.metrics import METRICS, mean_ci, score_all
 from graphxfer.exceptions import GraphxferError, GraphxferWarning
 
-__all__ = ["BASELINES", "TransferCurve", "transfer_curve"]
+__all__ = ["BASELINES", "YARDSTICK", "TransferCurve", "transfer_curve"]
 
-BASELINES = ("xgboost", "logistic", "source-only", "zero-shot", "pooled")
-"""Reference methods: target-only XGBoost and logistic regression; XGBoost trained on the
-source only; the pretrained encoder with its source head, not fine-tuned (zero-shot, when
-pretraining was supervised); XGBoost on source + target (the non-private data-sharing
-reference)."""
+BASELINES: dict[str, str] = {
+    "logistic-source": "logistic regression, source only",
+    "logistic": "logistic regression, target only",
+    "xgboost": "XGBoost, target only",
+    "logistic-pooled": "logistic regression, pooled (source + target)",
+    "xgboost-source": "XGBoost, source only",
+    "xgboost-pooled": "XGBoost, pooled (source + target)",
+    "zero-shot": "zero-shot source model (not fine-tuned)",
+}
+"""Reference methods, by name, and the label that tables and plots show for each. Logistic
+regression is :class:`tabular.baselines.LogisticBaseline`, XGBoost
+:class:`tabular.baselines.XGBoostBaseline`; *source only* is fitted on the source records,
+*target only* on the ``n`` target training persons, *pooled* on both (which needs the
+target's records shared: the non-private data-sharing reference). ``zero-shot`` is the
+pretrained encoder with its source head, not fine-tuned (supervised pretraining only)."""
+
+YARDSTICK: tuple[str, ...] = ("logistic-source", "logistic", "xgboost", "logistic-pooled")
+"""The baselines every curve shows: the best model a target could build without the toolkit,
+from the source alone, from its own records alone, or from both pooled."""
+
+_ALIASES = {"source-only": "xgboost-source", "pooled": "xgboost-pooled"}
+"""Earlier names of two baselines, still accepted."""
 
 
 @dataclass
@@ -82,7 +99,19 @@ class TransferCurve:
 
 
 def _label(method: str, epsilon: float) -> str:
-    return method if not np.isfinite(epsilon) else f"{method} (ε={epsilon:g})"
+    name = BASELINES.get(method, method)
+    return name if not np.isfinite(epsilon) else f"{name} (ε={epsilon:g})"
+
+
+def _resolve_baselines(baselines: Sequence[str]) -> list[str]:
+    """The requested baselines by their current names, the yardstick first and always."""
+    if isinstance(baselines, str):
+        baselines = [baselines]
+    names = [_ALIASES.get(b, b) for b in baselines]
+    unknown = [b for b, name in zip(baselines, names, strict=True) if name not in BASELINES]
+    if unknown:
+        raise GraphxferError(f"unknown baselines {unknown}; choose from {list(BASELINES)}")
+    return list(dict.fromkeys([*YARDSTICK, *names]))
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
@@ -126,12 +155,12 @@ def transfer_curve(
     source: Cohort,
     target: Cohort,
     *,
-    encoder: Encoder | str = "ft-transformer",
+    encoder: Encoder | str = "auto",
     pretrain_params: dict[str, Any] | None = None,
     target_sizes: Sequence[int] = (25, 50, 100),
-    strategies: Sequence[str] = ("linear-probe", "lp-ft"),
+    strategies: Sequence[str] = ("anchored", "lp-ft"),
     epsilons: Sequence[float | None] = (None,),
-    baselines: Sequence[str] = ("xgboost", "logistic", "source-only", "pooled"),
+    baselines: Sequence[str] = (*YARDSTICK, "zero-shot"),
     repeats: int = 20,
     test_size: float = 0.3,
     finetune_params: dict[str, Any] | None = None,
@@ -149,25 +178,37 @@ def transfer_curve(
     ----------
     source, target : Cohort
         The source cohort and the target cohort (with outcomes).
-    encoder : Encoder or str, default="ft-transformer"
-        A pretrained encoder, or the name of one to pretrain on ``source`` once.
+    encoder : Encoder or str, default="auto"
+        A pretrained encoder, or the name of one to pretrain on ``source`` once. ``"auto"``
+        chooses it by leave-one-site-out validation on the source and tunes the private
+        fine-tuning hyper-parameters there (``pretrain(source, "auto")``); unless
+        ``pretrain_params`` says otherwise, the simulation covers this curve's target sizes
+        and epsilons (``dp_presets={"sizes": target_sizes, "epsilons": epsilons}``).
     pretrain_params : dict, optional
-        Options of :func:`graphxfer.pretrain` when ``encoder`` is a name.
+        Options of :func:`graphxfer.pretrain` when ``encoder`` is a name (for ``"auto"``,
+        e.g. ``candidates`` and ``dp_presets``).
     target_sizes : sequence of int
         Numbers of target training persons.
-    strategies : sequence of str
-        Fine-tuning strategies of :class:`~graphxfer.TransferClassifier`.
+    strategies : sequence of str, default=("anchored", "lp-ft")
+        Fine-tuning strategies of :class:`~graphxfer.TransferClassifier`, each fitted as it
+        is deployed: under privacy with its default ``dp_hyperparameters="auto"`` and, for
+        ``anchored``, the private negative-transfer guard (paid from the same epsilon).
     epsilons : sequence of float or None
         ``None`` fine-tunes without privacy; a number with DP at that epsilon. Sizes below
         the DP minimum give a row with NaN metrics and a ``note``.
-    baselines : sequence of str
-        Any of :data:`BASELINES`.
+    baselines : sequence of str, default=(*YARDSTICK, "zero-shot")
+        Reference methods, names of :data:`BASELINES`. The :data:`YARDSTICK` (logistic
+        regression on the source only, on the target only and pooled, and target-only
+        XGBoost) is always included.
     repeats : int, default=20
     test_size : float, default=0.3
     finetune_params : dict, optional
-        Extra TransferClassifier options (``epochs``, ``learning_rate``...).
+        Extra TransferClassifier options (``epochs``, ``alpha``, ``check_transfer``...).
     privacy_params : dict, optional
-        Extra :class:`privacy.PrivacyConfig` options (``epochs``, ``batch_size``...).
+        Extra :class:`privacy.PrivacyConfig` options (``accountant``, ``min_records``...).
+        Strategies other than ``anchored`` default to ``epochs=10`` and
+        ``batch_size=max(8, n // 4)``; under ``dp_hyperparameters="auto"`` the anchored
+        strategy takes its own from the encoder's presets.
     random_state : int, default=0
     progress : bool, default=True
 
@@ -180,13 +221,16 @@ def transfer_curve(
     from graphxfer.transfer import TransferClassifier
     from privacy import PrivacyConfig, PrivacyError
 
-    unknown = [b for b in baselines if b not in BASELINES]
-    if unknown:
-        raise GraphxferError(f"unknown baselines {unknown}; choose from {BASELINES}")
+    names_of_baselines = _resolve_baselines(baselines)
     if repeats < 1:
         raise GraphxferError(f"repeats={repeats} must be >= 1")
     if not isinstance(encoder, Encoder):
         params = {"random_state": random_state, "progress": False, **(pretrain_params or {})}
+        if encoder == "auto" and "dp_presets" not in params:
+            params["dp_presets"] = {
+                "sizes": tuple(int(n) for n in target_sizes),
+                "epsilons": tuple(dict.fromkeys(epsilons)),
+            }
         encoder = pretrain(source, encoder, **params)
     aligned_target, _ = target.align(encoder.schema)
     names = encoder.schema.feature_names
@@ -232,11 +276,10 @@ def transfer_curve(
                 for strategy in strategies:
                     kwargs = dict(finetune_params or {})
                     if eps is not None:
-                        pp = {
-                            "epochs": 10,
-                            "batch_size": max(8, int(n) // 4),
-                            **(privacy_params or {}),
-                        }
+                        pp: dict[str, Any] = {}
+                        if strategy != "anchored":
+                            pp = {"epochs": 10, "batch_size": max(8, int(n) // 4)}
+                        pp.update(privacy_params or {})
                         kwargs["privacy"] = PrivacyConfig(epsilon=float(eps), **pp)
                     clf = TransferClassifier(
                         encoder, strategy=strategy, random_state=seed, **kwargs
@@ -252,7 +295,7 @@ def transfer_curve(
                         continue
                     record(f"transfer:{strategy}", eps, clf.predict_proba(X_test)[:, 1])
             X_train, y_train = train.X[names], train.y
-            for b in baselines:
+            for b in names_of_baselines:
                 p = _baseline_predictions(
                     b, encoder, source, X_train, y_train, X_test, seed, source_models
                 )
@@ -275,37 +318,39 @@ def _baseline_predictions(
     seed: int,
     cache: dict[str, Any],
 ) -> np.ndarray | None:
-    from graphxfer.transfer import _proba
+    """Held-out probabilities of the baseline ``name``; None when the encoder cannot give it.
+
+    Models that never see target records (source only, zero-shot) are fitted once and kept
+    in ``cache``.
+    """
     from tabular.baselines import LogisticBaseline, XGBoostBaseline
 
     names = list(X_train.columns)
+
+    def pooled() -> tuple[pd.DataFrame, np.ndarray]:
+        X = pd.concat([source.X[names], X_train], ignore_index=True)
+        return X, np.concatenate([source.y, y_train])
+
     if name == "xgboost":
         model = XGBoostBaseline(n_estimators=100, max_depth=3, random_state=seed)
         return model.fit(X_train, y_train).predict_proba(X_test)[:, 1]
     if name == "logistic":
         return LogisticBaseline().fit(X_train, y_train).predict_proba(X_test)[:, 1]
-    if name == "source-only":
-        if "source-only" not in cache:
-            cache["source-only"] = XGBoostBaseline(random_state=0).fit(source.X[names], source.y)
-        return cache["source-only"].predict_proba(X_test)[:, 1]
-    if name == "pooled":
-        X = pd.concat([source.X[names], X_train], ignore_index=True)
-        y = np.concatenate([source.y, y_train])
-        model = XGBoostBaseline(random_state=seed)
-        return model.fit(X, y).predict_proba(X_test)[:, 1]
+    if name == "logistic-source":
+        if name not in cache:
+            cache[name] = LogisticBaseline().fit(source.X[names], source.y)
+        return cache[name].predict_proba(X_test)[:, 1]
+    if name == "xgboost-source":
+        if name not in cache:
+            cache[name] = XGBoostBaseline(random_state=0).fit(source.X[names], source.y)
+        return cache[name].predict_proba(X_test)[:, 1]
+    if name == "logistic-pooled":
+        return LogisticBaseline().fit(*pooled()).predict_proba(X_test)[:, 1]
+    if name == "xgboost-pooled":
+        return XGBoostBaseline(random_state=seed).fit(*pooled()).predict_proba(X_test)[:, 1]
     if name == "zero-shot":
-        if "zero-shot" not in cache:
-            inner = getattr(encoder.inner, "source_head_", None)
-            if encoder.kind != "tabular" or inner is None:
-                cache["zero-shot"] = None
-            else:
-                from graphxfer.schema import Column
-
-                cols = [Column.from_dict(c.to_dict()) for c in encoder.schema.features]
-                module, make_inputs, _ = encoder.fine_tunable(cols, random_state=0)
-                cache["zero-shot"] = (module, make_inputs)
-        if cache["zero-shot"] is None:
+        try:
+            return encoder.predict_proba(X_test)
+        except GraphxferError:  # no source outcome head (self-supervised pretraining)
             return None
-        module, make_inputs = cache["zero-shot"]
-        return _proba(module, make_inputs(X_test))
     raise GraphxferError(f"unknown baseline {name!r}")

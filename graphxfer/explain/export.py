@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from graphxfer._io import atomic_write_text
+from graphxfer._io import atomic_write_text, write_csv_atomic
 from graphxfer.explain.exceptions import ExplanationError
 
 __all__ = ["EXPORT_FORMAT", "explanation_frame", "export_explanations"]
@@ -86,7 +86,10 @@ def export_explanations(
 ) -> tuple[Path, Path]:
     """Write explanations to ``<path_prefix>.csv`` and ``<path_prefix>.json``, atomically.
 
-    The CSV holds :func:`explanation_frame`. The JSON holds the same numbers per record::
+    The CSV holds :func:`explanation_frame`, safe to open in a spreadsheet: text cells are
+    quoted, and those starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+    get a leading ``'`` so that they are never run as formulas (numbers stay numbers). The
+    JSON holds the same values, unescaped, per record::
 
         {"format": 1, "scale": ..., "feature_names": [...],
          "records": [{"id": ..., "prediction": ..., "base_value": ..., "output": ...,
@@ -119,7 +122,7 @@ def export_explanations(
         "feature_names": list(names),
         "records": records,
     }
-    atomic_write_text(csv_path, frame.to_csv(index=False))
+    write_csv_atomic(csv_path, frame)
     text = json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False)
     atomic_write_text(json_path, text + "\n")
     return csv_path, json_path

@@ -103,6 +103,9 @@ class ReportContext:
     background : str
         What the explanation's reference (background) data was.
     title : str
+    evaluation : dict or None
+        Measurements on private records, outside epsilon (``model.evaluation()`` or an
+        evaluation file, see :func:`graphxfer.release.read_evaluation`).
     """
 
     model: Any
@@ -117,6 +120,7 @@ class ReportContext:
     method: str
     background: str
     title: str
+    evaluation: dict[str, Any] | None = None
 
     def band_indices(self, probabilities: np.ndarray) -> np.ndarray:
         """Index into :attr:`bands` of each predicted probability."""

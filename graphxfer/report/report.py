@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from graphxfer.cohort import Cohort
 from graphxfer.explain._model import link_of, positive_proba
 from graphxfer.explain.explain import explain_details
 from graphxfer.explain.export import export_explanations
+from graphxfer.release import read_evaluation
 from graphxfer.report import sections as _builtin_sections  # noqa: F401  (registers them)
 from graphxfer.report.context import DEFAULT_RISK_BANDS, Record, ReportContext
 from graphxfer.report.context import risk_bands as parse_risk_bands
@@ -35,6 +36,7 @@ def report(
     *,
     records: Sequence[int | str] | None = None,
     explanation: Any = None,
+    evaluation: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     show_ids: bool = False,
     risk_bands: Sequence[Sequence[Any]] = DEFAULT_RISK_BANDS,
     title: str | None = None,
@@ -49,11 +51,13 @@ def report(
 
     The report is one HTML file (no scripts, no external resources; plots are embedded PNG
     images; a Content-Security-Policy forbids loading anything) with these sections: cohort
-    summary, model card (source cohort, encoder, strategy, target size, metrics with intervals,
-    calibration, privacy ledger, audit, negative-transfer check, package versions — each part
-    says "not available" when the card lacks it), global importance (SHAP beeswarm and bar
-    plots) and one part per selected record (prediction, risk band, waterfall plot).
-    Sections registered with :func:`register_section` follow.
+    summary, model card (what the model releases: source cohort, encoder, strategy, target
+    size, privacy guarantee and ledger, negative-transfer check, alignment, package versions —
+    each part says "not available" when the card lacks it), "Computed on private records —
+    not covered by ε" (metrics with intervals and the privacy audit from the evaluation, and
+    the calibration on the reported cohort), global importance (SHAP beeswarm and bar plots)
+    and one part per selected record (prediction, risk band, waterfall plot). Sections
+    registered with :func:`register_section` follow.
 
     Next to it, ``<stem>-explanations.csv`` and ``<stem>-explanations.json`` hold the
     predictions and attributions of every explained record (see
@@ -73,6 +77,10 @@ def report(
     explanation : shap.Explanation, optional
         Explanations of every row of ``cohort`` (from :func:`graphxfer.explain.explain`);
         computed when not given, for a sample of ``n_global`` rows plus the selected records.
+    evaluation : dict, path or None
+        Metrics and audit computed on private records: a record of ``model.evaluation()`` or
+        the path of an evaluation file (``model.save_evaluation(path)``). By default
+        ``model.evaluation()`` when the model has one.
     show_ids : bool, default=False
         Show identifiers. By default records are labelled "record 1" ... and no id appears in
         the report or the exported files.
@@ -140,6 +148,7 @@ def report(
         for k, pos in enumerate(selected, start=1)
     )
     card = model.model_card() if callable(getattr(model, "model_card", None)) else None
+    evaluation = _evaluation(model, evaluation)
     if card is not None and not isinstance(card, dict):
         raise ReportError(f"model.model_card() must return a dict, got {type(card).__name__}")
     if title is None:
@@ -157,6 +166,7 @@ def report(
         method=how,
         background=background,
         title=str(title),
+        evaluation=evaluation,
     )
     html = render(ctx)
     export_ids = None
@@ -201,6 +211,21 @@ def _environment() -> Any:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+    )
+
+
+def _evaluation(model: Any, evaluation: Any) -> dict[str, Any] | None:
+    if evaluation is None:
+        own = getattr(model, "evaluation", None)
+        record = own() if callable(own) else None
+        return None if record is None else dict(record)
+    if isinstance(evaluation, (str, os.PathLike)):
+        return read_evaluation(evaluation)
+    if isinstance(evaluation, Mapping):
+        return dict(evaluation)
+    raise ReportError(
+        f"evaluation must be an evaluation record (model.evaluation()), the path of an "
+        f"evaluation file or None, got {type(evaluation).__name__}"
     )
 
 

@@ -1,4 +1,5 @@
-"""The built-in report sections: cohort, model card, global importance and selected records."""
+"""The built-in report sections: cohort, model card, measurements on private records (outside
+ε), global importance and selected records."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from graphxfer.explain._model import link_of
+from graphxfer.release import EVALUATION_NOTE, EVALUATION_TITLE
 from graphxfer.report import plots
-from graphxfer.report.blocks import Block, facts, image, note, subsection, table, text
+from graphxfer.report.blocks import Block, facts, fmt, image, note, subsection, table, text
 from graphxfer.report.context import ReportContext
 from graphxfer.report.registry import register_section
 
@@ -37,7 +39,13 @@ def cohort_section(ctx: ReportContext) -> list[Block]:
         overview[f"outcome ({target.name})"] = f"{cohort.y.mean():.1%} positive"
     if group is not None:
         overview[f"sites ({group.name})"] = cohort.data[group.name].nunique()
-    blocks = [facts(overview)]
+    blocks = [
+        note(
+            "Computed on the reported cohort's records, without differential privacy: not "
+            "covered by the model's ε."
+        ),
+        facts(overview),
+    ]
     if group is not None:
         summary = cohort.summary(by="group")
         rows = [
@@ -83,7 +91,12 @@ def _describe(values: pd.Series, col: Any) -> str:
 # ---------------------------------------------------------------------------- model card
 @register_section("model_card", title="Model card")
 def model_card_section(ctx: ReportContext) -> list[Block]:
-    """Source, encoder, strategy, metrics, calibration, privacy, audit, transfer check."""
+    """What the model releases: source, encoder, strategy, privacy, transfer check, alignment.
+
+    The card holds what the model file holds (under differential privacy nothing computed
+    from the training records outside the ledger); measurements on private records are in
+    the next section.
+    """
     card = ctx.card or {}
     blocks: list[Block] = []
     if ctx.card is None:
@@ -93,8 +106,17 @@ def model_card_section(ctx: ReportContext) -> list[Block]:
                 "available."
             )
         )
-    elif card.get("title"):
-        blocks.append(facts({"model": card["title"]}))
+    else:
+        if card.get("title"):
+            blocks.append(facts({"model": card["title"]}))
+        blocks.append(
+            note(
+                "What the model releases with its weights. Under differential privacy every "
+                "figure here that derives from the training records is an accounted release "
+                "(its ε is in the privacy ledger); the rest is public (schema, column names, "
+                "options, number of records)."
+            )
+        )
     blocks.append(subsection("Source cohort", _mapping(card.get("source"))))
     blocks.append(subsection("Encoder", _mapping(card.get("encoder"))))
     tuning = {k: card[k] for k in ("strategy", "target_size") if card.get(k) is not None}
@@ -106,12 +128,23 @@ def model_card_section(ctx: ReportContext) -> list[Block]:
             else [note(_NOT_AVAILABLE)],
         )
     )
-    blocks.append(subsection("Metrics", _metrics(card.get("metrics"))))
-    blocks.append(subsection("Calibration", _calibration(ctx)))
     blocks.append(_privacy(card.get("privacy")))
-    blocks.append(_check("Privacy audit", card.get("audit")))
     blocks.append(_check("Negative-transfer check", card.get("transfer_check")))
-    blocks.append(subsection("Alignment to the source schema", _mapping(card.get("alignment"))))
+    blocks.append(subsection("Alignment to the source schema", _alignment(card.get("alignment"))))
+    withheld = card.get("withheld")
+    if withheld:
+        blocks.append(
+            subsection(
+                "Withheld under differential privacy",
+                [
+                    text(
+                        "Computed from the training records without noise, so not released: "
+                        + "; ".join(str(w) for w in withheld)
+                        + "."
+                    )
+                ],
+            )
+        )
     versions = card.get("package_versions")
     blocks.append(
         subsection(
@@ -124,6 +157,27 @@ def model_card_section(ctx: ReportContext) -> list[Block]:
     return blocks
 
 
+# ---------------------------------------------------------------------------- evaluation
+@register_section("evaluation", title=EVALUATION_TITLE)
+def evaluation_section(ctx: ReportContext) -> list[Block]:
+    """Metrics and audit on private records (the evaluation), and the calibration on the
+    reported cohort: none of it is covered by the model's ε or part of the model file."""
+    evaluation = ctx.evaluation or {}
+    card = ctx.card or {}
+    # a third-party model may still carry measurements in its card
+    metrics = evaluation.get("metrics") if ctx.evaluation else card.get("metrics")
+    audit = evaluation.get("audit") if ctx.evaluation else card.get("audit")
+    return [
+        note(
+            EVALUATION_NOTE
+            + " The calibration below uses the reported cohort's records and outcomes."
+        ),
+        subsection("Metrics", _metrics(metrics)),
+        _check("Privacy audit", audit),
+        subsection("Calibration", _calibration(ctx)),
+    ]
+
+
 def _mapping(value: Any) -> list[Block]:
     if isinstance(value, Mapping) and value:
         return [facts({str(k).replace("_", " "): v for k, v in value.items()})]
@@ -132,9 +186,24 @@ def _mapping(value: Any) -> list[Block]:
     return [note(_NOT_AVAILABLE)]
 
 
+def _alignment(alignment: Any) -> list[Block]:
+    if not isinstance(alignment, Mapping) or not alignment:
+        return _mapping(alignment)
+    shown: dict[str, Any] = {}
+    for key, value in alignment.items():
+        label = str(key).replace("_", " ")
+        if value is None:
+            shown[label] = "withheld (computed from the private records)"
+        elif isinstance(value, Mapping) and value and all(v is None for v in value.values()):
+            shown[label] = ", ".join(map(str, value)) + " (counts withheld)"
+        else:
+            shown[label] = value
+    return [facts(shown)]
+
+
 def _metrics(metrics: Any) -> list[Block]:
     if not metrics:
-        return [note(_NOT_AVAILABLE)]
+        return [note("Not available: no measurement on records was recorded.")]
     rows = []
     unprotected = False
     for m in metrics:
@@ -144,12 +213,12 @@ def _metrics(metrics: Any) -> list[Block]:
         on = m.get("on")
         private = bool(m.get("private", False))
         if private:
-            mark = "private (DP)"
+            mark = "DP (in the ledger)"
         elif on == "training":
             mark = "not private"
             unprotected = True
         else:
-            mark = "—"
+            mark = "not covered by ε"
         rows.append([m.get("name", "—"), m.get("value"), ci, on or "—", mark])
     blocks = [table(["metric", "value", "95% interval", "computed on", "privacy"], rows)]
     if unprotected:
@@ -196,15 +265,20 @@ def _privacy(privacy: Any) -> Block:
                 )
             ],
         )
-    blocks: list[Block] = [
-        facts(
-            {
-                "ε (epsilon)": privacy.get("epsilon"),
-                "δ (delta)": privacy.get("delta"),
-                "accountant": privacy.get("accountant"),
-            }
+    shown = {
+        "ε (epsilon)": privacy.get("epsilon"),
+        "δ (delta)": privacy.get("delta"),
+        "accountant": privacy.get("accountant"),
+    }
+    if privacy.get("data_id") is not None:
+        shown["data set (ledger label)"] = privacy["data_id"]
+    spent = privacy.get("spent_on_data")
+    if isinstance(spent, Mapping):
+        shown["spent on this data set so far"] = (
+            f"ε = {fmt(spent.get('epsilon'))}, δ = {fmt(spent.get('delta'))} over "
+            f"{fmt(spent.get('releases'))} release(s)"
         )
-    ]
+    blocks: list[Block] = [facts(shown)]
     ledger = privacy.get("ledger") or []
     entries = [e for e in ledger if isinstance(e, Mapping)]
     if entries:

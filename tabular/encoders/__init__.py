@@ -4,6 +4,7 @@
 name                      network
 ========================  ==========================================================
 ``"ft-transformer"``      :class:`FTTransformer`: one token per column, [CLS], attention
+``"linear"``              :class:`LinearFeatures`: the flat feature vector (logistic regression)
 ``"mlp"``                 :class:`ResidualMLP`: per-column first layer, residual blocks
 ``"tabnet"``              :class:`TabNetNetwork`: pytorch-tabnet's encoder, LayerNorm only
 ========================  ==========================================================
@@ -19,6 +20,7 @@ from typing import Any
 
 from tabular.encoders._base import ColumnTokenizer, EncoderNetwork
 from tabular.encoders.ft_transformer import FTTransformer
+from tabular.encoders.linear import LinearFeatures
 from tabular.encoders.mlp import ResidualMLP
 from tabular.encoders.tabnet import TabNetNetwork
 from tabular.exceptions import EncoderError
@@ -28,6 +30,7 @@ __all__ = [
     "ColumnTokenizer",
     "EncoderNetwork",
     "FTTransformer",
+    "LinearFeatures",
     "ResidualMLP",
     "TabNetNetwork",
     "network_from_config",

@@ -75,6 +75,7 @@ def _approximate_recall(n: int, d: int, k: int) -> tuple[float, float, float]:
     return knn_recall(approx, exact), seconds, exact_seconds
 
 
+@pytest.mark.slow  # NN-descent on 20k points: about 30 s on 2 cores
 def test_approximate_graph_recall_small() -> None:
     recall, _, _ = _approximate_recall(3000, 16, 10)
     assert recall >= 0.95, recall

@@ -245,17 +245,19 @@ def test_parameters_frozen_by_the_caller_spend_nothing(make_net, make_data, snap
 
 
 # -- sampling, seeding, physical batches ----------------------------------------------------
-def test_same_random_state_same_model_and_global_rng_untouched(make_net, make_data) -> None:
+def test_same_random_state_does_not_replay_a_private_run_and_global_rng_untouched(
+    make_net, make_data
+) -> None:
+    # Sampling and noise come from generators seeded from the OS CSPRNG, never from
+    # random_state: a stored seed must not reproduce the released weights.
     X, y = make_data(n=100)
     state = torch.get_rng_state()
-    a, b, c = make_net(), make_net(), make_net()
+    a, b = make_net(), make_net()
     cfg = PrivacyConfig(epsilon=1.0, **FAST)
     train_private(a, X, y, config=cfg, random_state=7, progress=False, device="cpu")
     train_private(b, X, y, config=cfg, random_state=7, progress=False, device="cpu")
-    train_private(c, X, y, config=cfg, random_state=8, progress=False, device="cpu")
     assert torch.equal(torch.get_rng_state(), state)
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+    assert not any(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
 
 
 def test_logical_batches_are_split_into_physical_batches(make_net, make_data) -> None:
@@ -279,13 +281,13 @@ def test_grad_sample_modes_and_empty_poisson_batches(make_net, make_data, mode) 
     assert result.ledger_entry is not None and result.ledger_entry.steps == 60
 
 
-def test_data_id_defaults_to_a_fingerprint(make_net, make_data) -> None:
+def test_data_id_defaults_to_a_label_never_computed_from_the_records(make_net, make_data) -> None:
     X, y = make_data(n=100)
     a = run(make_net(), X, y)
-    b = run(make_net(), X, y)
     c = run(make_net(), X, 1 - y)
-    assert a.ledger_entry.data_id == b.ledger_entry.data_id != c.ledger_entry.data_id
-    assert a.ledger_entry.data_id.startswith("sha256:")
+    # a fingerprint of the records would tell data sets apart (and is itself computed from
+    # them); unnamed runs share one label, so their budgets compose
+    assert a.ledger_entry.data_id == c.ledger_entry.data_id == "target"
     assert run(make_net(), X, y, data_id="site-A").ledger_entry.data_id == "site-A"
 
 

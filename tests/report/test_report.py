@@ -125,9 +125,14 @@ def plain_report(plain_cohort, tmp_path_factory):
     return path, path.read_text(encoding="utf-8")
 
 
+def _section(html: str, name: str) -> str:
+    start = html.index(f'<section id="section-{name}">')
+    return html[start : html.index("</section>", start)]
+
+
 def test_every_section_is_there(card_report):
     _, html = card_report
-    for name in ("cohort", "model_card", "global_importance", "records"):
+    for name in ("cohort", "model_card", "evaluation", "global_importance", "records"):
         assert f'<section id="section-{name}">' in html
     for heading in (
         "Source cohort",
@@ -167,12 +172,19 @@ def test_names_and_values_are_escaped(card_report):
 
 def test_model_card_content(card_report):
     _, html = card_report
-    assert "not private" in html  # the training metric
-    assert "0.77 – 0.85" in html  # confidence interval
+    card = _section(html, "model_card")
     for text in ("ε (epsilon)", "δ (delta)", "prv", "noise multiplier", "Privacy ledger"):
-        assert text in html
-    assert "keep transfer" in html and "ft_transformer" in html and "2.13.0" in html
-    assert re.search(r"Privacy audit <span class=\"badge\">passed</span>", html)
+        assert text in card
+    assert "keep transfer" in card and "ft_transformer" in card and "2.13.0" in card
+    # measurements on private records are not next to the guarantee but in their own section
+    assert "Privacy audit" not in card and "0.77" not in card and "Reliability" not in card
+    evaluation = _section(html, "evaluation")
+    assert "Computed on private records — not covered by ε" in evaluation
+    assert "not covered by the model&#39;s epsilon" in evaluation
+    assert "not private" in evaluation  # the training metric
+    assert "0.77 – 0.85" in evaluation  # confidence interval
+    assert re.search(r"Privacy audit <span class=\"badge\">passed</span>", evaluation)
+    assert "Reliability diagram" in evaluation
 
 
 def test_missing_card_parts_say_not_available(plain_report):
@@ -185,7 +197,9 @@ def test_missing_card_parts_say_not_available(plain_report):
 def test_ids_hidden_by_default(card_report, cohort):
     path, html = card_report
     ids = list(cohort.ids)
-    assert not any(i in html for i in ids)
+    # embedded PNGs are base64 text, in which a short id can occur by chance
+    readable = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
+    assert not any(i in readable for i in ids)
     assert "record 1" in html and "record 6" in html
     csv_path = path.with_name("report-explanations.csv")
     json_path = path.with_name("report-explanations.json")

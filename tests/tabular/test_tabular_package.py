@@ -35,4 +35,4 @@ def test_import_is_light_and_names_load_lazily() -> None:
         "print(light, 'torch' in sys.modules, 'xgboost' in sys.modules,"
         " tabular.ENCODERS.names())"
     )
-    assert _run(code) == "[] True False ['ft-transformer', 'mlp', 'tabnet']"
+    assert _run(code) == "[] True False ['ft-transformer', 'linear', 'mlp', 'tabnet']"
