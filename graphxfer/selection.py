@@ -85,7 +85,8 @@ _SAGE = {"lr": 3e-3, "k": 10, "epochs": 50, "patience": 5}
 CANDIDATE_GRIDS: dict[str, dict[str, list[tuple[str, dict[str, Any]]]]] = {
     "linear": {
         "fast": [
-            ("supervised", {"weight_decay": wd, **_LINEAR}) for wd in (0.1, 0.03, 0.01, 3e-3, 1e-3)
+            ("supervised", {"weight_decay": wd, **_LINEAR})
+            for wd in (0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4, 1e-4)
         ],
         "thorough": [
             ("supervised", {"weight_decay": wd, **_LINEAR})
@@ -808,6 +809,13 @@ def select_encoder(
         progress=progress,
     )
     best = board.best
+    params = dict(best.params)
+    n_train = [int(f["n_train"]) for f in board.folds if f.get("n_train")]
+    if best.encoder == "linear" and "weight_decay" in params and n_train:
+        # the linear encoder's L2 penalty is per record (mean-loss units): the strength
+        # validated on folds of ~n_train records corresponds to weight_decay * n_train in
+        # total, which on the whole source is this per-record value
+        params["weight_decay"] = float(params["weight_decay"]) * np.mean(n_train) / len(source)
     t0 = time.perf_counter()
     encoder = pretrain(
         source,
@@ -816,9 +824,10 @@ def select_encoder(
         random_state=board.random_state,
         progress=False,
         device=device,
-        **best.params,
+        **params,
     )
     record = board.to_dict()
+    record["final_params"] = json.loads(json.dumps(params))
     record["final_fit_seconds"] = time.perf_counter() - t0
     encoder.metadata["selection"] = record
     return encoder

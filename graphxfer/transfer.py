@@ -554,9 +554,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         g = float(self.guard_fraction) if guard else 0.0
         # the target-only candidate costs budget: it is trained only where the public
         # simulation shows it can win at this size and epsilon
-        with_target_only = (
-            guard and prior is not None and (prior.get("target-only") or 0.0) >= 0.02
-        )
+        with_target_only = guard and prior is not None and (prior.get("target-only") or 0.0) >= 0.02
         eps_sel = eps * g / 2 if with_target_only else eps * g
         eps_to = eps * g / 2 if with_target_only else 0.0
         eps_ft = eps - eps_sel - eps_to
@@ -576,7 +574,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                     alpha = hp["alpha"]
                 for key in ("epochs", "learning_rate", "max_grad_norm", "optimizer"):
                     changes[key] = hp[key]
-                changes["batch_size"] = int(min(n, hp["batch_size"]))
+                # the simulation's batch is 60% of the records: the same share of this n
+                changes["batch_size"] = default_hyperparameters(n)["batch_size"]
             elif cfg.batch_size > n:
                 changes["batch_size"] = max(1, n // 2)
                 why = f"the privacy config, with batch_size lowered to {n // 2} (n={n})"
@@ -669,7 +668,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                     y,
                     config=plan["config"],
                     person_index=person_index,
-                    person_level=person_index is not None,
+                    person_level=True,
                     ledger=ledger,
                     data_id=data_id,
                     anchor=anchor,
@@ -760,7 +759,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                     config=config,
                     purposes=["transfer-guard:target-only"],
                     person_index=person_index,
-                    person_level=person_index is not None,
+                    person_level=True,
                     ledger=ledger,
                     data_id=data_id,
                     device=self.device,
@@ -774,7 +773,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 states["target-only"] = copy.deepcopy(alone.state_dict())
         names = list(states)
         scratch = copy.deepcopy(module)
-        persons = aligned.person_index if person_index is not None else np.arange(len(y))
+        persons = person_index
         utilities = []
         for name in names:
             scratch.load_state_dict(states[name])
@@ -797,7 +796,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 data_id=data_id,
                 purpose="transfer-guard:selection",
                 n_records=int(aligned.n_persons),
-                unit="person" if person_index is not None else "record",
+                unit="person",
             )
         )
         module.load_state_dict(states[choice])
@@ -1288,14 +1287,18 @@ def _torch_seeded(random_state: int | None) -> Iterator[None]:
         yield
 
 
-def _person_index(aligned: Cohort) -> np.ndarray | None:
-    """The person of every row when the schema declares an id column, else None.
+def _person_index(aligned: Cohort) -> np.ndarray:
+    """The person of every row: by the id column when the schema declares one, else each row.
 
-    Decided from the schema (public), never from whether ids repeat in the data: the
-    mechanism and the ledger's ``unit`` would otherwise reveal whether anyone has several
-    rows.
+    Private fits always take the person-level path (Poisson sampling of persons, division by
+    the fixed batch size), decided from the schema (public), never from whether ids repeat
+    in the data: the mechanism and the ledger's ``unit`` would otherwise reveal whether
+    anyone has several rows, and Opacus' record-level path divides by a batch size computed
+    from n.
     """
-    return aligned.person_index if aligned.schema.id is not None else None
+    if aligned.schema.id is not None:
+        return aligned.person_index
+    return np.arange(len(aligned))
 
 
 def _device(device: str) -> Any:

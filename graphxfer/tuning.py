@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 #: Target sizes simulated by default (those larger than 60% of a held-out site are skipped).
-DEFAULT_SIZES: tuple[int, ...] = (50, 100, 200, 500)
+DEFAULT_SIZES: tuple[int, ...] = (30, 50, 100, 200, 500)
 #: Epsilons simulated by default; ``None`` is the non-private fit.
 DEFAULT_EPSILONS: tuple[float | None, ...] = (1.0, 3.0, None)
 #: The private grid: (learning rate, epochs, prior strength alpha); SGD, clipping bound 0.5,

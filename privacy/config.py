@@ -36,6 +36,10 @@ ACCOUNTANTS: tuple[str, ...] = ("prv", "rdp", "gdp")
 GRAD_SAMPLE_MODES: tuple[str, ...] = ("hooks", "functorch", "ew", "ghost")
 #: Optimizers applied to the (noisy) gradient.
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+#: Default smallest cohort of the record-level path (Opacus' data loader and optimizer).
+MIN_RECORDS = 50
+#: Default smallest cohort of the person-level path (fixed normalisation by the batch size).
+MIN_PERSONS = 20
 #: Upper cap of the automatically chosen delta.
 DEFAULT_DELTA_CAP = 1e-5
 
@@ -163,11 +167,14 @@ class PrivacyConfig:
         :meth:`~privacy.PrivacyLedger.save` so that runs in other sessions count too). A run
         that would exceed it is refused before its first step, naming what was spent. Must
         be >= ``epsilon``.
-    min_records : int, default=50
-        Smallest number of persons accepted. With Poisson sampling the expected batch size
-        and the noise calibration depend on the number of persons, which Opacus treats as
-        public; at very small n this leaks measurably more than the stated epsilon
-        (Opacus issue #571), and DP-SGD can learn little anyway. Lower it only deliberately.
+    min_records : int or None, default=None
+        Smallest number of persons accepted. ``None``: 50 on the record-level path (Opacus'
+        ``DPDataLoader`` and optimizer, which divide the noisy sum by an expected batch size
+        computed from the number of records: at very small n this leaks measurably more than
+        the stated epsilon, Opacus issues #571 and #819), and 20 on the person-level path
+        (Poisson sampling of persons at ``q = batch_size / n`` and division by the fixed
+        ``batch_size``, with n treated as public, as the accounting does). Below that
+        DP-SGD learns too little to be worth a release. Lower it only deliberately.
 
     Examples
     --------
@@ -194,7 +201,7 @@ class PrivacyConfig:
     learning_rate: float = 1e-3
     optimizer: str = "adam"
     total_budget: float | None = None
-    min_records: int = 50
+    min_records: int | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -239,7 +246,14 @@ class PrivacyConfig:
                     "so the run could never start; raise total_budget or lower epsilon."
                 )
             set_(self, "total_budget", budget)
-        set_(self, "min_records", _positive_int("min_records", self.min_records))
+        if self.min_records is not None:
+            set_(self, "min_records", _positive_int("min_records", self.min_records))
+
+    def minimum_records(self, person_level: bool) -> int:
+        """The smallest number of persons accepted on the given path (see ``min_records``)."""
+        if self.min_records is not None:
+            return int(self.min_records)
+        return MIN_PERSONS if person_level else MIN_RECORDS
 
     def resolve_delta(self, n_persons: int) -> float:
         """Delta used for ``n_persons`` persons, checked against ``1 / n_persons``.

@@ -345,13 +345,14 @@ class _Plan:
 def _plan(data: RowData, phases: Sequence[Phase], config: PrivacyConfig) -> _Plan:
     n = data.n_persons
     who = "persons" if data.groups is not None else "records"
-    if n < config.min_records:
+    minimum = config.minimum_records(data.groups is not None)
+    if n < minimum:
         raise TooFewRecordsError(
-            f"the data holds {n} {who}, fewer than min_records={config.min_records}. With so "
-            "few persons DP-SGD learns little, and Opacus' expected batch size reveals the "
-            "cohort size, which its accounting treats as public (Opacus issue #571). Pool more "
-            "data, use a non-private baseline on public data, or lower min_records only if "
-            "the cohort size may be disclosed."
+            f"the data holds {n} {who}, fewer than min_records={minimum}. With so few "
+            "persons DP-SGD learns little, and on the record-level path Opacus' expected "
+            "batch size reveals the cohort size, which its accounting treats as public "
+            "(Opacus issue #571). Pool more data, use a non-private baseline on public data, "
+            "or lower min_records only if the cohort size may be disclosed."
         )
     if config.batch_size > n:
         raise BatchSizeError(

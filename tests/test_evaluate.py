@@ -25,7 +25,7 @@ from graphxfer.evaluate import curve as curve_module
 from graphxfer.exceptions import GraphxferError
 from tabular.baselines import LogisticBaseline
 
-SIZES = (20, 50)
+SIZES = (15, 50)
 REPEATS = 2
 EPSILON = 2.0
 PRETRAIN = {"epochs": 2, "encoder_params": {"width": 16, "n_blocks": 1}, "device": "cpu"}
@@ -152,7 +152,7 @@ def test_every_method_sees_the_same_seeded_splits(traced: dict[str, Any]) -> Non
         {n: REPEATS for n in SIZES}
     )  # heart disease has one row per person
     # each repeat holds out one test set; every method that predicts is scored on it, at
-    # every size (the DP fit refused at n=20 is the one method that does not predict there)
+    # every size (the DP fit refused at n=15 is the one method that does not predict there)
     test_sets = Counter(e["rows"] for e in tests)
     assert len(test_sets) == REPEATS
     assert {len(rows) for rows in test_sets} == {round(0.3 * 200)}
@@ -185,7 +185,7 @@ def test_the_same_random_state_gives_the_same_curve(
 def test_dp_sizes_below_the_minimum_give_nan_rows_with_a_note(curve: TransferCurve) -> None:
     results = curve.results
     private = results[results["epsilon"] == EPSILON]
-    small, large = private[private["n"] == 20], private[private["n"] == 50]
+    small, large = private[private["n"] == 15], private[private["n"] == 50]
     assert len(small) == REPEATS and len(large) == REPEATS
     assert small[list(METRICS)].isna().all().all()
     assert small["note"].str.contains("min_records").all()
@@ -213,7 +213,7 @@ def test_summary_has_means_and_95_percent_intervals(curve: TransferCurve) -> Non
     part = results[(results["method"] == "xgboost") & (results["n"] == 50)]
     assert row["auroc_mean"] == pytest.approx(part["auroc"].mean())
     # refused DP runs are summarised as missing, not dropped
-    refused = summary[(summary["epsilon"] == EPSILON) & (summary["n"] == 20)]
+    refused = summary[(summary["epsilon"] == EPSILON) & (summary["n"] == 15)]
     assert len(refused) == 1 and refused["repeats"].iloc[0] == 0
     assert np.isnan(refused["auroc_mean"].iloc[0])
     assert "ε=2" in refused["label"].iloc[0]

@@ -91,6 +91,7 @@ def test_approximate_graph_recall_20k() -> None:
     assert recall >= 0.95, recall
 
 
+@pytest.mark.slow  # NN-descent index and queries: 15-35 s on 2 cores
 def test_approximate_queries_are_per_row_and_reproducible() -> None:
     points = _clustered(2000, 8, seed=6)
     query = _clustered(30, 8, seed=7)  # new records from the same population

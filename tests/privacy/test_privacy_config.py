@@ -26,7 +26,10 @@ def test_defaults_are_valid_and_documented_values() -> None:
     assert cfg.batch_size == 64
     assert cfg.max_physical_batch_size == 256
     assert cfg.grad_sample_mode == "hooks"
-    assert cfg.min_records == 50
+    assert cfg.min_records is None
+    assert cfg.minimum_records(person_level=False) == 50
+    assert cfg.minimum_records(person_level=True) == 20
+    assert PrivacyConfig(epsilon=1.0, min_records=7).minimum_records(person_level=False) == 7
     assert cfg.secure_mode is False
 
 

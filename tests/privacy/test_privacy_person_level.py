@@ -138,9 +138,10 @@ def test_training_clips_whole_persons_and_epsilon_matches_the_accountant(
 
 
 def test_persons_not_rows_are_counted_for_the_minimum(make_net, make_data) -> None:
-    X, y = make_data(n=120)
-    persons = np.repeat(np.arange(40), 3)
-    with pytest.raises(TooFewRecordsError, match="40 persons"):
+    # 45 rows, 15 persons: enough rows, too few persons for the person-level minimum (20)
+    X, y = make_data(n=45)
+    persons = np.repeat(np.arange(15), 3)
+    with pytest.raises(TooFewRecordsError, match="15 persons"):
         train_private(
             make_net(),
             X,
