@@ -21,7 +21,10 @@ TOL = 1e-6
 
 # (model kind, method) pairs; "tree" applies to XGBoost models, "deep" to the torch model.
 CASES = [
-    (kind, method)
+    # the exact explainer of the scikit-learn pipeline takes over 10 s on 2 cores
+    pytest.param(kind, method, marks=pytest.mark.slow)
+    if (kind, method) == ("sklearn", "exact")
+    else (kind, method)
     for kind in ("sklearn", "torch", "xgboost", "xgboost_baseline", "logistic_baseline")
     for method in ("exact", "permutation")
 ] + [

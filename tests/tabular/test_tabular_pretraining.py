@@ -244,7 +244,12 @@ def _transfer_gain(name: str, objective: str, epochs: int) -> tuple[float, float
 
 @pytest.mark.parametrize(
     ("name", "objective"),
-    [("mlp", "supervised"), ("ft-transformer", "supervised+masked"), ("tabnet", "supervised")],
+    [
+        ("mlp", "supervised"),
+        # about 10 s on 2 cores
+        pytest.param("ft-transformer", "supervised+masked", marks=pytest.mark.slow),
+        ("tabnet", "supervised"),
+    ],
 )
 def test_pretraining_beats_training_from_scratch(name: str, objective: str) -> None:
     pre, scratch = _transfer_gain(name, objective, epochs=20)
