@@ -20,8 +20,10 @@ into noise.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -34,7 +36,11 @@ __all__ = [
     "anchor_module",
     "fit_anchored_map",
     "head_precision",
+    "train_target_only",
 ]
+
+#: The parameters an anchored module trains: the correction of its head.
+CORRECTION = ("head.correction.weight", "head.correction.bias")
 
 #: Largest embedding size for which a full precision matrix is stored (else its diagonal).
 MAX_FULL_PRECISION = 512
@@ -103,12 +109,7 @@ def _head_inputs(module: nn.Module, inputs: tuple[torch.Tensor, ...], batch: int
     hook = head.register_forward_hook(
         lambda _m, args, _out: captured.append(args[0].detach().double().cpu())
     )
-    device = next(iter(module.buffers()), None)
-    dev = (
-        next(module.parameters()).device
-        if any(True for _ in module.parameters())
-        else (device.device if device is not None else torch.device("cpu"))
-    )
+    dev = next(module.parameters()).device  # the linear head always has parameters
     was_training = module.training
     module.eval()
     out: list[torch.Tensor] = []
@@ -213,7 +214,7 @@ def anchor_for(
         precision = mat + 1e-3 * scale * torch.eye(dim, dtype=torch.float64)
         strength = float(alpha) / max(int(n_target), 1)
     group = AnchorGroup(
-        ("head.correction.weight", "head.correction.bias"),
+        CORRECTION,
         torch.zeros(dim, dtype=torch.float32),
         None if precision is None else precision.float(),
     )
@@ -231,7 +232,8 @@ def fit_anchored_map(
     """Non-private fit of the correction: the exact penalised maximum-likelihood estimate.
 
     Minimises ``mean BCE + anchor penalty`` over the correction with L-BFGS (the problem is
-    convex in the correction, the embedding being frozen).
+    convex in the correction, the embedding being frozen). It runs where the module is: one
+    pass over the target records, then a problem of the embedding's size.
     """
     head = module.head
     assert isinstance(head, AnchoredHead)
@@ -260,6 +262,45 @@ def fit_anchored_map(
 
     opt.step(closure)
     return {"optimizer": "lbfgs", "iterations": int(opt.state[params[0]].get("n_iter", 0))}
+
+
+def train_target_only(
+    module: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    y: Any,
+    config: Any,
+    **run: Any,
+) -> nn.Module:
+    """A copy of an anchored module with the source head removed, its head trained with DP.
+
+    The target-only candidate of the private transfer guard (and of its simulation): the
+    same embedding and head shape, no source logit, the correction trained from zero with
+    DP-SGD under ``config``. ``run`` goes to :func:`privacy.training.run_private_phases`
+    (``purposes``, ``person_index``, ``ledger``...); its refusals (e.g. an unreachable
+    epsilon) propagate before any step.
+    """
+    from privacy.training import Phase, run_private_phases
+
+    alone = copy.deepcopy(module)
+    head = alone.head
+    if not isinstance(head, AnchoredHead):
+        raise GraphxferError("train_target_only needs a module prepared with anchor_module")
+    with torch.no_grad():
+        head.source_weight.zero_()
+        head.source_bias.zero_()
+        head.correction.weight.zero_()
+        head.correction.bias.zero_()
+    run_private_phases(
+        alone,
+        inputs,
+        torch.as_tensor(np.asarray(y), dtype=torch.float32),
+        phases=[Phase(name="target-only", epochs=config.epochs, trainable=frozenset(CORRECTION))],
+        config=config,
+        progress=False,
+        **run,
+    )
+    alone.eval()
+    return alone
 
 
 def stored_precision(encoder: Any) -> dict[str, Any] | None:

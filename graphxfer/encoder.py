@@ -203,6 +203,13 @@ class Encoder:
             found = getattr(self.inner, "source_summary_", {}).get("objective")
         return None if found is None else str(found)
 
+    @property
+    def source_head(self) -> Any:
+        """The outcome head of supervised pretraining (``None`` after self-supervised)."""
+        if self.kind == "graph":
+            return getattr(self.inner, "head", None)
+        return getattr(self.inner, "source_head_", None)
+
     def predict_proba(self, data: Cohort | pd.DataFrame, *, batch_size: int = 4096) -> np.ndarray:
         """The source model's probability of the positive class, without fine-tuning.
 
@@ -236,12 +243,7 @@ class Encoder:
             raise GraphxferError(
                 f"predict_proba needs a Cohort or a DataFrame, got {type(data).__name__}"
             )
-        has_head = (
-            getattr(self.inner, "head", None) is not None
-            if self.kind == "graph"
-            else getattr(self.inner, "source_head_", None) is not None
-        )
-        if not has_head:
+        if self.source_head is None:
             raise GraphxferError(
                 f"this {self.name} encoder was pretrained with the self-supervised objective "
                 f"{self.objective!r} and has no source outcome head, so it makes no "
@@ -509,12 +511,8 @@ def _with_source_prior(encoder: Encoder, source: Cohort) -> Encoder:
     """
     from graphxfer.anchoring import head_precision
 
-    has_head = (
-        getattr(encoder.inner, "head", None) is not None
-        if encoder.kind == "graph"
-        else getattr(encoder.inner, "source_head_", None) is not None
-    )
-    if not has_head:
+    head = encoder.source_head
+    if head is None:
         return encoder
     import torch
 
@@ -524,7 +522,6 @@ def _with_source_prior(encoder: Encoder, source: Cohort) -> Encoder:
     values = np.asarray(stored["values"])
     diag = np.diag(values.reshape(k, k)) if stored["kind"] == "full" else values
     unseen = np.flatnonzero(diag[:-1] == 0)
-    head = encoder.inner.head if encoder.kind == "graph" else encoder.inner.source_head_
     if len(unseen) and isinstance(getattr(head, "weight", None), torch.Tensor):
         # an embedding feature that is 0 for every source record (e.g. the missing flag of a
         # column the source always records) never received a gradient: its coefficient is

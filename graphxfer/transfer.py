@@ -643,6 +643,12 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         anchor = None
         if self.strategy == "anchored":
             anchor_module(module)
+            if encoder.source_head is None:
+                # self-supervised pretraining left no source prediction to anchor to (the
+                # module's head is freshly initialised): the correction starts from 0 logit
+                with torch.no_grad():
+                    module.head.source_weight.zero_()
+                    module.head.source_bias.zero_()
             anchor = anchor_for(
                 module,
                 stored_precision(encoder),
@@ -675,7 +681,6 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                     **common,
                 )
             elif anchor is not None:
-                module.to(_device(self.device))
                 fit_anchored_map(module, inputs, y, anchor)
                 result = dp.FineTuneResult(
                     strategy="anchored",
@@ -706,11 +711,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         in [0, 1], so one person changes a utility by at most 1, and all utilities move the
         same way: monotone), with the presets' simulated prior as a public base measure.
         """
-        import torch
-
         import privacy as dp
+        from graphxfer.anchoring import train_target_only
         from privacy.selection import exponential_mechanism
-        from privacy.training import Phase, run_private_phases
 
         if not plan.get("guard"):
             reason = (
@@ -734,71 +737,60 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         zero = copy.deepcopy(states["fine-tuned"])
         zero["head.correction.weight"].zero_()
         zero["head.correction.bias"].zero_()
-        states["zero-shot"] = zero
+        if self.encoder_.source_head is not None:  # else there is no source model to ship
+            states["zero-shot"] = zero
         person_index = _person_index(aligned)
         eps_to = float(plan["epsilon_target_only"])
         if eps_to > 0:
-            alone = copy.deepcopy(module)
-            alone.load_state_dict(zero)
-            with torch.no_grad():
-                alone.head.source_weight.zero_()
-                alone.head.source_bias.zero_()
             config = dataclasses.replace(plan["config"], epsilon=eps_to)
             try:
-                run_private_phases(
-                    alone,
+                alone = train_target_only(
+                    module,
                     inputs,
-                    torch.as_tensor(y, dtype=torch.float32),
-                    phases=[
-                        Phase(
-                            name="target-only",
-                            epochs=config.epochs,
-                            trainable=frozenset({"head.correction.weight", "head.correction.bias"}),
-                        )
-                    ],
-                    config=config,
+                    y,
+                    config,
                     purposes=["transfer-guard:target-only"],
                     person_index=person_index,
                     person_level=True,
                     ledger=ledger,
                     data_id=data_id,
                     device=self.device,
-                    progress=False,
                 )
             except dp.UnreachableEpsilonError:
                 # refused before any step (nothing spent): the candidate is left out
                 eps_to = 0.0
             else:
-                alone.eval()
                 states["target-only"] = copy.deepcopy(alone.state_dict())
         names = list(states)
-        scratch = copy.deepcopy(module)
-        persons = person_index
-        utilities = []
-        for name in names:
-            scratch.load_state_dict(states[name])
-            brier = (_proba(scratch, inputs) - y) ** 2
-            per_person = pd.Series(brier).groupby(np.asarray(persons)).mean()
-            utilities.append(-float(per_person.sum()))
         prior_map = plan.get("prior") or {}
         prior = [float(prior_map.get(name, 1.0)) for name in names]
         eps_sel = float(plan["epsilon_selection"])
-        choice = names[
-            exponential_mechanism(
-                utilities, epsilon=eps_sel, sensitivity=1.0, monotone=True, prior=prior
+        if len(names) == 1:  # nothing to choose: no target record is read, nothing spent
+            choice, eps_sel = names[0], 0.0
+        else:
+            scratch = copy.deepcopy(module)
+            utilities = []
+            for name in names:
+                scratch.load_state_dict(states[name])
+                brier = (_proba(scratch, inputs) - y) ** 2
+                per_person = pd.Series(brier).groupby(np.asarray(person_index)).mean()
+                utilities.append(-float(per_person.sum()))
+            choice = names[
+                exponential_mechanism(
+                    utilities, epsilon=eps_sel, sensitivity=1.0, monotone=True, prior=prior
+                )
+            ]
+            ledger.append(
+                dp.LedgerEntry(
+                    mechanism="exponential-mechanism",
+                    epsilon=eps_sel,
+                    delta=0.0,
+                    data_id=data_id,
+                    purpose="transfer-guard:selection",
+                    n_records=int(aligned.n_persons),
+                    unit="person",
+                )
             )
-        ]
-        ledger.append(
-            dp.LedgerEntry(
-                mechanism="exponential-mechanism",
-                epsilon=eps_sel,
-                delta=0.0,
-                data_id=data_id,
-                purpose="transfer-guard:selection",
-                n_records=int(aligned.n_persons),
-                unit="person",
-            )
-        )
         module.load_state_dict(states[choice])
         module.eval()
         self.ledger_ = ledger
@@ -1299,14 +1291,6 @@ def _person_index(aligned: Cohort) -> np.ndarray:
     if aligned.schema.id is not None:
         return aligned.person_index
     return np.arange(len(aligned))
-
-
-def _device(device: str) -> Any:
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _proba(module: Any, inputs: tuple[Any, ...], batch_size: int = 4096) -> np.ndarray:

@@ -117,50 +117,36 @@ def _target_only_auc(
     encoder: Any, draw: Cohort, test: Cohort, epsilon: float, hp: dict[str, Any], seed: int
 ) -> float:
     """AUROC of a head trained on the simulated target alone (the guard's third candidate)."""
-    import torch
-
     import privacy as dp
-    from graphxfer.anchoring import anchor_module
-    from graphxfer.transfer import _proba
-    from privacy.training import Phase, run_private_phases
+    from graphxfer.anchoring import anchor_module, train_target_only
+    from graphxfer.transfer import _person_index, _proba
 
-    features = list(encoder.schema.features)
-    module, make_inputs, _ = encoder.fine_tunable(features, random_state=seed)
+    module, make_inputs, _ = encoder.fine_tunable(list(encoder.schema.features), random_state=seed)
     anchor_module(module)
-    with torch.no_grad():
-        module.head.source_weight.zero_()
-        module.head.source_bias.zero_()
     config = dp.PrivacyConfig(
         epsilon=epsilon,
         epochs=hp["epochs"],
-        batch_size=min(len(draw), hp["batch_size"]),
+        batch_size=min(draw.n_persons, hp["batch_size"]),
         learning_rate=hp["learning_rate"],
         max_grad_norm=hp["max_grad_norm"],
         optimizer=hp["optimizer"],
-        min_records=min(50, draw.n_persons),
         # RDP calibrates fast; where it cannot reach so small an epsilon the candidate
         # counts as unable to win (NaN), and the guard leaves it out
         accountant="rdp",
     )
     try:
-        run_private_phases(
+        alone = train_target_only(
             module,
             make_inputs(draw.X),
-            torch.as_tensor(draw.y, dtype=torch.float32),
-            phases=[
-                Phase(
-                    "target-only",
-                    config.epochs,
-                    frozenset({"head.correction.weight", "head.correction.bias"}),
-                )
-            ],
-            config=config,
+            draw.y,
+            config,
             purposes=["simulation"],
-            progress=False,
+            person_index=_person_index(draw),
+            person_level=True,  # the path of the real guard
         )
     except dp.UnreachableEpsilonError:
         return float("nan")  # the guard drops this candidate in the same case
-    return _auc(test.y, _proba(module, make_inputs(test.X)))
+    return _auc(test.y, _proba(alone, make_inputs(test.X)))
 
 
 def tune_private(
@@ -277,7 +263,6 @@ def tune_private(
                             # errs on the side of more noise; a simulation only ranks settings
                             privacy = dp.PrivacyConfig(
                                 epsilon=eps * _GUARD_KEEP,
-                                min_records=min(50, n),
                                 accountant="rdp",
                                 **fields,
                             )

@@ -202,3 +202,16 @@ def test_guard_options_are_validated(linear_encoder, target) -> None:
             gx.TransferClassifier(linear_encoder, **bad).fit(train)
     clf = copy.deepcopy(gx.TransferClassifier(linear_encoder))
     assert clf.get_params()["strategy"] == "anchored"
+
+
+def test_anchoring_a_self_supervised_encoder_starts_from_no_source_logit(heart) -> None:
+    source = heart.select_groups(["cleveland", "hungarian"])
+    enc = gx.pretrain(source, "mlp", "masked", epochs=1, progress=False, random_state=0)
+    assert enc.source_head is None
+    train, _ = heart.select_groups("va").split(test_size=0.75, random_state=1)
+    config = PrivacyConfig(epsilon=1.0, accountant="rdp")
+    clf = gx.TransferClassifier(enc, privacy=config, random_state=0).fit(train)
+    head = clf.module_.head
+    assert float(head.source_weight.abs().sum()) == 0.0 and float(head.source_bias) == 0.0
+    # no source model to ship: the guard chooses among what the target paid for
+    assert "zero-shot" not in clf.transfer_check_["candidates"]
