@@ -121,6 +121,65 @@ def test_bad_inputs_and_options_are_refused() -> None:
         LinearFeatures(["x"], ["k"], {"k": 4}, order=["x"])
 
 
+ORDINAL: list[dict[str, Any]] = [
+    {"name": "x", "kind": "numeric"},
+    {"name": "band", "kind": "ordinal", "levels": ["low", "mid", "high"]},
+]
+
+
+def test_ordinal_columns_get_an_indicator_per_level_beside_the_trend() -> None:
+    src = pd.DataFrame(
+        {"x": [1.0, 2.0, 3.0, 4.0], "band": pd.Series(["low", "mid", "high", "high"], dtype="str")}
+    )
+    fz = Featurizer().fit(src, ORDINAL)
+    net = LinearFeatures.from_featurizer(fz)
+    assert net.feature_names == [
+        "x", "x:missing", "band", "band:missing", "band:level0", "band:level1", "band:level2",
+    ]  # fmt: skip
+    assert net.feature_slices["band"] == [2, 3, 4, 5, 6]
+    assert net.column_groups()["band"] == [2, 3, 4, 5, 6]
+    target = pd.DataFrame(
+        {"x": [0.0, 0.0, 0.0, 0.0], "band": pd.Series(["high", "low", None, "mid"], dtype="str")}
+    )
+    out = net(*fz.transform(target).to_tensors())
+    assert out[:, 4:].tolist() == [[0, 0, 1], [1, 0, 0], [0, 0, 0], [0, 1, 0]]
+    assert out[:, 3].tolist() == [0, 0, 1, 0]  # the missing flag; a missing level sets none
+    torch.testing.assert_close(out[:, 2], torch.from_numpy(fz.transform(target).numeric[:, 1]))
+    # the levels are part of the configuration, so a rebuilt network reads the same features
+    rebuilt = network_from_config(json.loads(json.dumps(net.config())))
+    torch.testing.assert_close(rebuilt(*fz.transform(target).to_tensors()), out)
+    # an ordinal column added for the target gets its indicators too, after the source's
+    grown = copy.deepcopy(net).add_columns(
+        fz.extend([{"name": "stage", "kind": "ordinal", "levels": ["i", "ii"]}])
+    )
+    assert grown.feature_names[net.out_dim :] == [
+        "stage", "stage:missing", "stage:level0", "stage:level1",
+    ]  # fmt: skip
+    assert grown.feature_names[: net.out_dim] == net.feature_names
+    with pytest.raises(EncoderError, match="ordinal_levels names 'nope'"):
+        LinearFeatures(["x"], [], {}, ordinal_levels={"nope": [0.0]})
+    with pytest.raises(EncoderError, match="finite"):
+        LinearFeatures(["x"], [], {}, ordinal_levels={"x": []})
+
+
+def test_ordinal_indicators_give_a_step_the_trend_cannot() -> None:
+    """A U-shaped effect over five levels: the source model fits it (level indicators), where
+    a trend alone cannot rank the extremes above the middle."""
+    rng = np.random.default_rng(0)
+    levels = ["a", "b", "c", "d", "e"]
+    k = rng.integers(0, 5, 3000)
+    y = (rng.random(3000) < 1 / (1 + np.exp(-(np.abs(k - 2) * 1.5 - 1.5)))).astype(np.int64)
+    X = pd.DataFrame({"band": pd.Series(np.array(levels)[k], dtype="str")})
+    columns = [{"name": "band", "kind": "ordinal", "levels": levels}]
+    enc = pretrain(
+        X, columns=columns, y=y, encoder="linear", objective="supervised",
+        weight_decay=1e-4, validation_fraction=0.0, random_state=0, progress=False,
+    )  # fmt: skip
+    assert roc_auc_score(y, _logits(enc, X)) > 0.75
+    logit = _logits(enc, pd.DataFrame({"band": pd.Series(levels, dtype="str")}))
+    assert logit[0] > logit[2] and logit[4] > logit[2]
+
+
 def test_config_round_trip_keeps_the_order(featurizer: Featurizer) -> None:
     net = LinearFeatures.from_featurizer(featurizer)
     grown = copy.deepcopy(net).add_columns(featurizer.extend(EXTRA))
