@@ -42,7 +42,7 @@ def run_demo(
         Exit status (0).
     """
     from graphxfer import TransferClassifier, datasets, pretrain
-    from graphxfer.cli import format_summary
+    from graphxfer._cli_cohorts import format_summary
     from graphxfer.evaluate.metrics import bootstrap_ci
     from graphxfer.exceptions import GraphxferWarning
     from graphxfer.explain import explain

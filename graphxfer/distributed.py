@@ -380,7 +380,7 @@ def _worker(payload: str) -> int:
     import torch
     import torch.distributed as dist
 
-    from graphxfer.cli import UserError, _load_cohort
+    from graphxfer._cli_cohorts import load_cohort
     from graphxfer.encoder import pretrain
     from tabular.distributed import distributed_info, init_from_env
     from tabular.exceptions import TabularError
@@ -401,9 +401,9 @@ def _worker(payload: str) -> int:
         if args.batch_size is not None:
             params["batch_size"] = args.batch_size
         try:
-            source = _load_cohort(args)
+            source = load_cohort(args)
             encoder = pretrain(source, args.encoder, args.objective, **params)
-        except (UserError, GraphxferError, TabularError, FileNotFoundError) as exc:
+        except (GraphxferError, TabularError, FileNotFoundError) as exc:
             print(f"graphxfer pretrain (rank {info.rank}): error: {exc}", file=sys.stderr)
             return 2
         if info.is_main:

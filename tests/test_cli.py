@@ -10,16 +10,30 @@ import pytest
 
 from graphxfer.cli import main
 
-COMMANDS = ["pretrain", "finetune", "explain", "report", "evaluate", "demo", "cohorts"]
+COMMANDS = ["schema infer", "schema check", "pretrain", "finetune", "predict", "explain",
+            "report", "evaluate", "demo", "cohorts"]  # fmt: skip
+DATA_COMMANDS = ["pretrain", "finetune", "predict", "explain", "report", "evaluate"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        main([command, "--help"])
+        main([*command.split(), "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert f"graphxfer {command}" in out and "--config" in out
+    if command in DATA_COMMANDS:
+        assert "--id COLUMN" in out
+
+
+def test_help_lists_the_commands_in_the_order_of_the_job(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    positions = [out.index(f"    {name.split()[0]} ") for name in COMMANDS[1:]]
+    assert positions == sorted(positions)
 
 
 def test_pretrain_and_private_finetune_through_files(
@@ -77,7 +91,7 @@ def test_user_errors_are_one_line_with_status_2(
 ) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert message in err
+    assert message in err and err.startswith("graphxfer: error: ")
     assert "Traceback" not in err
     assert err.strip().count("\n") == 0
 
@@ -90,8 +104,9 @@ def test_unknown_config_key_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
     assert "'encodr' is not an option" in capsys.readouterr().err
 
 
-def test_console_script_entry_point_runs() -> None:
+@pytest.mark.parametrize("module", ["graphxfer.cli", "graphxfer"])
+def test_console_script_entry_point_runs(module: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "graphxfer.cli", "--version"], capture_output=True, text=True
+        [sys.executable, "-m", module, "--version"], capture_output=True, text=True
     )
     assert proc.returncode == 0 and proc.stdout.startswith("graphxfer ")

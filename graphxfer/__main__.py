@@ -1,0 +1,7 @@
+"""``python -m graphxfer``: the ``graphxfer`` command line."""
+
+import sys
+
+from graphxfer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,323 @@
+"""``graphxfer pretrain`` and ``graphxfer finetune``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from graphxfer._cli_cohorts import UserError, resolve_cohort
+from graphxfer.cli._base import (
+    add_columns,
+    add_common,
+    add_data,
+    add_privacy,
+    build_parser,
+    command,
+    fraction,
+    need,
+    positive_int,
+    privacy_config,
+)
+from graphxfer.exceptions import GraphxferError
+
+__all__ = ["early_stopping_note", "write_records"]
+
+
+# ---------------------------------------------------------------------- pretrain
+def _pretrain_arguments(p: argparse.ArgumentParser) -> None:
+    from graphxfer.encoder import GRAPH_ENCODERS, TABULAR_ENCODERS
+    from graphxfer.selection import CANDIDATE_SETS
+
+    add_data(p, what="source cohort")
+    add_columns(p)
+    p.add_argument("--encoder", default="ft-transformer",
+                   choices=(*TABULAR_ENCODERS, *GRAPH_ENCODERS, "auto"),
+                   help="an encoder, or 'auto': chosen by leave-one-site-out validation on "
+                        "the source")  # fmt: skip
+    p.add_argument("--candidates", default="fast",
+                   help=f"candidates of --encoder auto: {' or '.join(CANDIDATE_SETS)} "
+                        "(default 'fast'), or a JSON file with a list of "
+                        "{encoder, objective, params}")  # fmt: skip
+    p.add_argument("--no-dp-presets", action="store_true",
+                   help="with --encoder auto: skip tuning the private fine-tuning settings on "
+                        "the source")  # fmt: skip
+    p.add_argument("--objective", default="supervised")
+    p.add_argument("--epochs", type=positive_int, default=50)
+    p.add_argument("--batch-size", type=positive_int, default=None)
+    p.add_argument("--patience", type=positive_int, default=None,
+                   help="epochs without a better validation loss before early stopping "
+                        "(default: the encoder's)")  # fmt: skip
+    p.add_argument("--out", help="model folder or .zip to write (required)")
+    p.add_argument("--nproc-per-node", type=positive_int, default=1,
+                   help="processes per machine (DistributedDataParallel via torchrun)")  # fmt: skip
+    p.add_argument("--nnodes", type=positive_int, default=1, help="machines taking part")
+    p.add_argument("--node-rank", type=int, default=0, help="this machine's rank")
+    p.add_argument("--master-addr", default="127.0.0.1", help="address of rank 0")
+    p.add_argument("--master-port", type=int, default=29500, help="port of rank 0")
+    add_common(p)
+
+
+@command("pretrain", "pretrain an encoder on a source cohort and save it", _pretrain_arguments)
+def _pretrain(args: argparse.Namespace) -> int:
+    from graphxfer import pretrain
+
+    need(args, "out")
+    if args.encoder == "auto":
+        return _pretrain_auto(args)
+    if args.nproc_per_node > 1 or args.nnodes > 1:  # every process loads the cohort itself
+        from graphxfer.distributed import launch_pretrain
+
+        if args.patience is not None:
+            raise UserError(
+                "--patience applies to pretraining in one process; drop it with "
+                "--nproc-per-node or --nnodes (the encoder's default patience is used)"
+            )
+
+        return launch_pretrain(args)
+    source = resolve_cohort(args).cohort
+    params: dict[str, Any] = {
+        "epochs": args.epochs,
+        "random_state": args.seed,
+        "progress": not args.no_progress,
+        "device": args.device,
+    }
+    for name in ("batch_size", "patience"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    encoder = pretrain(source, args.encoder, args.objective, **params)
+    note = early_stopping_note(encoder.history, args.epochs)
+    if note:
+        print(note)
+    path = encoder.save(args.out)
+    print(f"pretrained {encoder.name} ({args.objective}) on {len(source):,} records -> {path}")
+    return 0
+
+
+def early_stopping_note(history: Sequence[Mapping[str, Any]], requested: int) -> str | None:
+    """One line saying that early stopping ended pretraining before ``requested`` epochs.
+
+    Parameters
+    ----------
+    history : sequence of dict
+        The encoder's per-epoch pretraining record (``Encoder.history``: ``epoch`` and
+        ``val_loss`` per epoch).
+    requested : int
+        The epochs asked for.
+
+    Returns
+    -------
+    str or None
+        None when every requested epoch ran, or nothing was recorded.
+
+    Examples
+    --------
+    >>> history = [{"epoch": e, "val_loss": v} for e, v in enumerate([0.6, 0.5, 0.55, 0.58], 1)]
+    >>> early_stopping_note(history, 40)
+    'early stopping: stopped at epoch 4 of 40, best validation loss 0.5 at epoch 2'
+    """
+    if not history:
+        return None
+    last = int(history[-1].get("epoch", len(history)))
+    if last >= requested:
+        return None
+    scored = [
+        (row["val_loss"], int(row["epoch"])) for row in history if row.get("val_loss") is not None
+    ]
+    if not scored:
+        return f"early stopping: stopped at epoch {last} of {requested}"
+    best_loss, best_epoch = min(scored, key=lambda pair: (pair[0], pair[1]))
+    return (
+        f"early stopping: stopped at epoch {last} of {requested}, best validation loss "
+        f"{best_loss:.4g} at epoch {best_epoch}"
+    )
+
+
+def _pretrain_auto(args: argparse.Namespace) -> int:
+    """``pretrain --encoder auto``: choose the encoder on the source, print the leaderboard."""
+    from graphxfer import pretrain
+    from graphxfer.selection import CANDIDATE_SETS, Leaderboard
+
+    p = build_parser()[1]["pretrain"]
+    fixed = [
+        f"--{name.replace('_', '-')}"
+        for name in ("objective", "epochs", "batch_size", "patience", "nproc_per_node", "nnodes")
+        if getattr(args, name) != p.get_default(name)
+    ]
+    if fixed:
+        raise UserError(
+            f"{', '.join(fixed)} cannot be combined with --encoder auto: every candidate "
+            "carries its own objective and training options, and the selection runs in one "
+            "process (choose the set with --candidates)"
+        )
+    candidates: Any = args.candidates
+    if candidates not in CANDIDATE_SETS:
+        file = Path(candidates)
+        if not file.is_file():
+            raise UserError(
+                f"--candidates {candidates!r} is neither {' nor '.join(CANDIDATE_SETS)} nor a "
+                "JSON file"
+            )
+        try:
+            candidates = json.loads(file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UserError(f"--candidates file {str(file)!r} is not valid JSON: {exc}") from exc
+        if not isinstance(candidates, list):
+            raise UserError(
+                f"--candidates file {str(file)!r} must hold a list of "
+                '{"encoder": ..., "objective": ..., "params": {...}} objects'
+            )
+    source = resolve_cohort(args).cohort
+    encoder = pretrain(
+        source,
+        "auto",
+        candidates=candidates,
+        random_state=args.seed,
+        progress=not args.no_progress,
+        device=args.device,
+        dp_presets=not args.no_dp_presets,
+    )
+    path = encoder.save(args.out)
+    board = Leaderboard.from_dict(encoder.metadata["selection"])
+    print(board.format(top=10))
+    print(
+        f"pretrained {encoder.name} ({board.best.objective}), the best of "
+        f"{len(board.results)} candidates, on {len(source):,} records -> {path}"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------- finetune
+def _finetune_arguments(p: argparse.ArgumentParser) -> None:
+    add_data(p, what="target cohort")
+    add_columns(p)
+    p.add_argument("--encoder", help="encoder model file from pretrain (required)")
+    p.add_argument("--strategy", default="lp-ft",
+                   choices=("anchored", "linear-probe", "full", "partial", "lp-ft"))  # fmt: skip
+    p.add_argument("--epochs", type=positive_int, default=30, help="non-private epochs")
+    p.add_argument("--mapping", help="JSON with optional 'mapping', 'recode', 'convert'")
+    p.add_argument("--check-transfer", action="store_true")
+    p.add_argument("--out", help="model folder or .zip to write (required)")
+    p.add_argument("--ledger", help="privacy ledger JSON of the target data set: read (or "
+                   "started), charged with this fit and written back, so budgets compose "
+                   "across fits")  # fmt: skip
+    p.add_argument("--data-id", help="label of the target data set in the ledger "
+                   "(default 'target:<cohort name>')")  # fmt: skip
+    g = p.add_argument_group("held-out evaluation (on when --test-size is given)")
+    g.add_argument("--test-size", type=fraction, default=None, metavar="FRACTION",
+                   help="hold out this share of the persons (stratified by outcome, seeded): "
+                        "the model is fitted on the rest, and measured on them")  # fmt: skip
+    g.add_argument("--random-state", type=int, default=None,
+                   help="seed of the held-out split (default: --seed)")  # fmt: skip
+    g.add_argument("--test-out", help="CSV of the held-out records, every column of the data "
+                   "(default: <out>-test.csv)")  # fmt: skip
+    g.add_argument("--evaluation-out", help="evaluation JSON of the held-out metrics, for "
+                   "'graphxfer report --evaluation' (default: <out>-evaluation.json)")  # fmt: skip
+    g.add_argument("--n-boot", type=positive_int, default=500,
+                   help="bootstrap resamples of the held-out metrics' 95%% confidence "
+                        "intervals (default 500)")  # fmt: skip
+    add_privacy(p)
+    add_common(p)
+
+
+@command(
+    "finetune",
+    "fine-tune a pretrained encoder on a target cohort (optionally with DP and a held-out part)",
+    _finetune_arguments,
+)
+def _finetune(args: argparse.Namespace) -> int:
+    from graphxfer import TransferClassifier
+    from graphxfer.release import format_alignment, released_state
+
+    need(args, "encoder", "out")
+    if args.ledger is not None and args.epsilon is None:
+        raise UserError("--ledger records differentially private fits: give --epsilon too")
+    p = build_parser()[1]["finetune"]
+    for option in ("test_out", "evaluation_out", "random_state", "n_boot"):
+        if getattr(args, option) != p.get_default(option) and args.test_size is None:
+            raise UserError(f"--{option.replace('_', '-')} needs --test-size")
+    mapping = _read_mapping(args.mapping)
+    loaded = resolve_cohort(args)
+    target, test = loaded.cohort, None
+    seed = args.seed if args.random_state is None else args.random_state
+    if args.test_size is not None:
+        try:
+            target, test = target.split(args.test_size, stratify=True, random_state=seed)
+        except GraphxferError as exc:
+            raise UserError(f"{loaded.where}: --test-size {args.test_size}: {exc}") from exc
+    clf = TransferClassifier(
+        args.encoder,
+        strategy=args.strategy,
+        privacy=privacy_config(args),
+        check_transfer=args.check_transfer,
+        epochs=args.epochs,
+        mapping=mapping.get("mapping"),
+        recode=mapping.get("recode"),
+        convert=mapping.get("convert"),
+        random_state=args.seed,
+        device=args.device,
+        progress=not args.no_progress,
+        ledger=args.ledger,
+        data_id=args.data_id,
+    ).fit(target)
+    path = clf.save(args.out)
+    # only the released view of the fit: under DP no count computed from the records
+    state = released_state(clf)
+    print(format_alignment(state["alignment"]))
+    if clf.ledger_ is not None:
+        print(clf.ledger_)
+    if args.ledger is not None:
+        print(f"privacy ledger of data set {clf.data_id_!r} updated -> {args.ledger}")
+    summary = state["training_summary"]
+    n = summary["n_rows"] if summary["n_rows"] is not None else summary["n_persons"]
+    print(f"fine-tuned ({args.strategy}) on {n:,} records -> {path}")
+    if test is not None:
+        _held_out(args, clf, test, loaded.frame, seed)
+    return 0
+
+
+def _read_mapping(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"--mapping file {path!r} does not exist")
+    try:
+        mapping = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"--mapping file {path!r} is not valid JSON: {exc}") from exc
+    if not isinstance(mapping, dict) or set(mapping) - {"mapping", "recode", "convert"}:
+        raise UserError(
+            f"--mapping file {path!r} must hold a JSON object with optional keys 'mapping', "
+            "'recode' and 'convert'"
+        )
+    return mapping
+
+
+def _held_out(args: argparse.Namespace, clf: Any, test: Any, frame: Any, seed: int) -> None:
+    """Measure the model on the held-out records; write the evaluation and the records."""
+    out = Path(args.out)
+    stem = out.name[: -len(".zip")] if out.name.endswith(".zip") else out.name
+    test_out = Path(args.test_out or out.with_name(f"{stem}-test.csv"))
+    evaluation_out = Path(args.evaluation_out or out.with_name(f"{stem}-evaluation.json"))
+    metrics = clf.add_metrics(test, on="held-out", n_boot=args.n_boot, random_state=seed)
+    shown = ", ".join(
+        f"{m['name']} {m['value']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]" for m in metrics
+    )
+    note = " (computed on private records, not covered by epsilon)" if args.epsilon else ""
+    print(f"held-out metrics on {len(test):,} records{note}: {shown}")
+    print(f"evaluation -> {clf.save_evaluation(evaluation_out)}")
+    write_records(frame, test.data.index, test_out)
+    ids = test.ids
+    keyed = f", keyed by {ids.name!r}" if ids is not None else ""
+    print(f"held-out records -> {test_out}{keyed}")
+
+
+def write_records(frame: Any, rows: Any, path: Path) -> None:
+    """Write the rows labelled ``rows`` of ``frame`` (every column, values as read) as CSV,
+    atomically, so that the file can be read again with the same schema."""
+    from graphxfer._io import atomic_write_text
+
+    atomic_write_text(path, frame.loc[rows].to_csv(index=False))
