@@ -17,6 +17,7 @@ from graphxfer.exceptions import (
     CohortError,
     DuplicateIdError,
     EmptyCohortError,
+    GraphxferWarning,
     IdentifierLikeColumnWarning,
     InfiniteValueError,
     MissingColumnError,
@@ -30,10 +31,26 @@ from graphxfer.exceptions import (
 )
 from graphxfer.schema import Column, Schema, canonical_label, canonical_labels
 
-__all__ = ["UNKNOWN", "AlignmentReport", "Cohort"]
+__all__ = ["COERCIONS", "UNKNOWN", "AlignmentReport", "Cohort", "KindCoercionWarning"]
 
 UNKNOWN = "<unknown>"
 """Label that replaces unknown categories when a cohort is built with ``unknown="map"``."""
+
+COERCIONS: tuple[tuple[str, str], ...] = (
+    ("binary", "numeric"),
+    ("ordinal", "numeric"),
+    ("numeric", "categorical"),
+    ("binary", "categorical"),
+)
+"""``(kind here, kind in the source)`` pairs that :meth:`Cohort.align` converts (with a
+:class:`KindCoercionWarning` and a record in :attr:`AlignmentReport.coerced`); every other
+difference of kind is a :class:`~graphxfer.exceptions.TypeMismatchError`."""
+
+
+class KindCoercionWarning(GraphxferWarning):
+    """:meth:`Cohort.align` converted a column to the source's kind (binary or ordinal into
+    numeric, numbers or binary labels into a declared categorical vocabulary)."""
+
 
 _ID_WARN_MIN_ROWS = 50
 
@@ -520,14 +537,38 @@ class Cohort:
             Source feature columns in source order (absent ones all missing), then the columns
             only this cohort has, then target, id and group.
         report : AlignmentReport
-            What was matched, renamed, recoded, converted, missing and extra.
+            What was matched, renamed, recoded, converted, coerced, missing and extra.
 
         Raises
         ------
         TypeMismatchError
-            A column's kind differs between the two schemas.
+            A column's kind differs between the two schemas and cannot be converted, or a
+            column stands in for a source column of another role.
         AlignmentError
             The mapping, recoding or conversion names unknown columns or is inconsistent.
+
+        Warns
+        -----
+        KindCoercionWarning
+            Once per call, naming every column converted to the source's kind.
+
+        Notes
+        -----
+        A column whose kind here differs from the source's is converted when the conversion
+        loses nothing (:data:`COERCIONS`), recorded in ``report.coerced`` and announced by one
+        :class:`KindCoercionWarning`:
+
+        - *binary into numeric*: each record gets the number of its label when both labels are
+          numbers (``0``/``1``, or ``1``/``2``), otherwise the label's position (0 for the
+          negative label, 1 for the positive).
+        - *ordinal into numeric*: likewise, the level's own value when every level is a number
+          (``["1", "2", "3"]`` gives 1, 2, 3), otherwise its position (0 for the lowest).
+        - *numeric or binary into categorical*: only when the source schema declares the
+          column's vocabulary (``categories``); the numbers (``1.0`` reads as ``"1"``) or binary
+          labels, after ``recode`` if given, must all be categories of it.
+
+        Every other difference is refused, naming the column: categories into numbers
+        (categories have no order), numbers into binary or ordinal, and so on.
         """
         if not isinstance(source_schema, Schema):
             raise AlignmentError(
@@ -612,18 +653,20 @@ class Cohort:
                 frame[src_col.name] = _empty_like(src_col, len(data))
                 columns.append(_copy(src_col))
                 continue
-            if own_col.kind != src_col.kind:
-                raise TypeMismatchError(
-                    f"column {own_name!r} is {own_col.kind} here but source column "
-                    f"{src_col.name!r} is {src_col.kind}; change this cohort's schema "
-                    f"(kind={src_col.kind!r}) or map the column elsewhere"
-                )
             if own_col.role == "target" and src_col.role != "target":
                 raise TypeMismatchError(
                     f"column {own_name!r} is the target here but {src_col.name!r} is a "
                     f"{src_col.role} in the source"
                 )
             values = data[own_name]
+            coerced = own_col.kind != src_col.kind
+            if coerced:
+                values, record, n_recoded = _coerce(
+                    values, own_col, src_col, recode.get(src_col.name)
+                )
+                report.coerced[src_col.name] = record
+                if n_recoded is not None:
+                    report.recoded[src_col.name] = n_recoded
             if own_name != src_col.name:
                 report.renamed[own_name] = src_col.name
             else:
@@ -631,11 +674,13 @@ class Cohort:
             if src_col.name in convert:
                 values, factor, offset = _convert(values, src_col, convert[src_col.name])
                 report.converted[src_col.name] = (factor, offset)
-            if src_col.name in recode:
+            if src_col.name in recode and src_col.name not in report.recoded:
                 values, n_changed = _recode(values, own_col, src_col, recode[src_col.name])
                 report.recoded[src_col.name] = n_changed
-            elif own_col.kind == "binary" and (own_col.categories or ["0", "1"]) != (
-                src_col.categories or ["0", "1"]
+            elif (
+                not coerced
+                and own_col.kind == "binary"
+                and (own_col.categories or ["0", "1"]) != (src_col.categories or ["0", "1"])
             ):
                 raise AlignmentError(
                     f"binary column {own_name!r} is labelled {own_col.categories or ['0', '1']} "
@@ -644,6 +689,8 @@ class Cohort:
                 )
             frame[src_col.name] = values
             columns.append(_copy(src_col))
+        if report.coerced:
+            _warn_coerced(report.coerced)
 
         for own_col in self.schema:
             src_name = renamed_to_src[own_col.name]
@@ -710,6 +757,9 @@ class AlignmentReport:
         Feature columns only this cohort has (kept; the encoder may add parameters for them).
     unknown_categories : dict
         ``{column: count}`` of categories mapped to ``"<unknown>"``.
+    coerced : dict
+        ``{source_column: {"from": kind, "to": kind, "values": how}}`` for columns whose kind
+        here differs from the source's and was converted (see :meth:`Cohort.align`).
     """
 
     matched: list[str] = field(default_factory=list)
@@ -719,6 +769,7 @@ class AlignmentReport:
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     unknown_categories: dict[str, int] = field(default_factory=dict)
+    coerced: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Machine-readable form (JSON-ready)."""
@@ -727,6 +778,7 @@ class AlignmentReport:
             "renamed": dict(self.renamed),
             "recoded": dict(self.recoded),
             "converted": {k: list(v) for k, v in self.converted.items()},
+            "coerced": {k: dict(v) for k, v in self.coerced.items()},
             "missing": list(self.missing),
             "extra": list(self.extra),
             "unknown_categories": dict(self.unknown_categories),
@@ -741,6 +793,8 @@ class AlignmentReport:
         lines.append(f"  recoded   ({len(self.recoded)}): {rec or '-'}")
         conv = ", ".join(f"{a} (x{f:g} {o:+g})" for a, (f, o) in self.converted.items())
         lines.append(f"  converted ({len(self.converted)}): {conv or '-'}")
+        coe = ", ".join(f"{a} ({c['from']} -> {c['to']})" for a, c in self.coerced.items())
+        lines.append(f"  coerced   ({len(self.coerced)}): {coe or '-'}")
         lines.append(f"  missing   ({len(self.missing)}): {', '.join(self.missing) or '-'}")
         lines.append(f"  extra     ({len(self.extra)}): {', '.join(self.extra) or '-'}")
         if self.unknown_categories:
@@ -803,6 +857,100 @@ def _numeric(series: pd.Series, col: Column) -> pd.Series:
                 "the declared bounds, or convert units (Cohort.align(convert=...))"
             )
     return values
+
+
+def _label_numbers(labels: Sequence[str]) -> tuple[list[float], bool]:
+    """The number each label stands for: its own value when every label is a (finite) number,
+    else its position (0 for the first); and whether the labels' own values were used."""
+    try:
+        numbers = [float(label) for label in labels]
+    except ValueError:
+        numbers = []
+    if numbers and all(np.isfinite(numbers)):
+        return numbers, True
+    return [float(i) for i in range(len(labels))], False
+
+
+def _coerce(
+    values: pd.Series, own: Column, src: Column, codes: Mapping[Any, Any] | None
+) -> tuple[pd.Series, dict[str, str], int | None]:
+    """``values`` (canonical data of ``own``) in the kind of the source column ``src``.
+
+    Returns the converted values, the record for :attr:`AlignmentReport.coerced` and, when
+    ``codes`` (the user's recoding) was applied on the way, the number of values it changed.
+    Raises :class:`TypeMismatchError` for pairs outside :data:`COERCIONS` and for numbers or
+    labels that name no category of the source's declared vocabulary.
+    """
+    where = f"column {own.name!r} is {own.kind} here but source column {src.name!r} is {src.kind}"
+    pair = (own.kind, src.kind)
+    if pair not in COERCIONS:
+        if src.kind == "numeric" and own.kind == "categorical":
+            why = (
+                "categories have no order or scale, so they are not turned into numbers: if the "
+                "codes are numbers, declare the column numeric (or ordinal with its levels) in "
+                "this cohort's schema"
+            )
+        else:
+            why = f"change this cohort's schema (kind={src.kind!r})"
+        raise TypeMismatchError(f"{where}; {why}, or map the column elsewhere")
+    record = {"from": own.kind, "to": src.kind}
+    if src.kind == "numeric":
+        labels = (own.categories or ["0", "1"]) if own.kind == "binary" else list(own.levels or [])
+        numbers, own_values = _label_numbers(labels)
+        if own.kind == "binary":  # canonical binary data is 0.0 / 1.0 (the label's position)
+            table: dict[Any, float] = {0.0: numbers[0], 1.0: numbers[1]}
+            how = "0 for the negative label, 1 for the positive"
+        else:  # ordinal data holds the level labels; "<unknown>" has no number
+            table = dict(zip(labels, numbers, strict=True))
+            how = "the level's position, 0 for the lowest"
+        # the rule, not the labels: the record and the warning show no label of this cohort
+        named = "labels" if own.kind == "binary" else "levels"
+        record["values"] = f"the {named}' own numbers" if own_values else how
+        out = values.map(lambda v: table.get(v, np.nan) if not pd.isna(v) else np.nan)
+        return out.astype("float64"), record, None
+    # into a categorical column: only into the source's declared vocabulary
+    if src.categories is None:
+        raise TypeMismatchError(
+            f"{where} with an open vocabulary, so this cohort's values cannot be checked against "
+            f"it; declare the source column's categories, or declare {own.name!r} categorical "
+            "in this cohort's schema"
+        )
+    if own.kind == "binary":
+        names = own.categories or ["0", "1"]
+        labels = values.map(lambda v: np.nan if pd.isna(v) else names[int(v)]).astype(object)
+        record["values"] = "the labels as categories"
+    else:
+        labels = canonical_labels(values)
+        record["values"] = "numbers read as category labels"
+    n_changed: int | None = None
+    if codes is not None:
+        table_ = {canonical_label(k): canonical_label(v) for k, v in codes.items()}
+        changed = labels.isin(list(table_))
+        labels = labels.map(lambda v: table_.get(v, v) if isinstance(v, str) else v)
+        n_changed = int(changed.sum())
+        record["values"] += ", then recoded"
+    bad = labels.notna() & ~labels.isin(src.categories)
+    if bad.any():
+        found = sorted(set(labels[bad]), key=str)
+        raise TypeMismatchError(
+            f"{where}; its values {found[:10]} (rows {first_rows(values.index[bad])}) are not "
+            f"categories of the source {src.categories[:20]}: recode them "
+            f"(recode={{{src.name!r}: {{value: source_category}}}}), or map the column elsewhere"
+        )
+    return labels.astype(object), record, n_changed
+
+
+def _warn_coerced(coerced: Mapping[str, Mapping[str, str]]) -> None:
+    """One warning for every column :meth:`Cohort.align` converted to the source's kind."""
+    what = "; ".join(
+        f"{name!r} {c['from']} -> {c['to']} ({c['values']})" for name, c in coerced.items()
+    )
+    warnings.warn(
+        f"aligned by converting kinds: {what}; the alignment report lists them under "
+        "'coerced'. Declare these kinds in this cohort's schema to align without conversion",
+        KindCoercionWarning,
+        stacklevel=3,  # this helper, Cohort.align, its caller
+    )
 
 
 def _empty_like(col: Column, n: int) -> pd.Series:

@@ -411,6 +411,11 @@ def load_encoder(path: str | os.PathLike[str], *, key: bytes | str | None = None
     key : bytes or str, optional
         Require a signature made with this key; ``$GRAPHXFER_MODEL_KEY`` when None (if set).
 
+    Returns
+    -------
+    Encoder
+        The encoder with its source schema, source summary and metadata.
+
     Raises
     ------
     ModelFileError

@@ -665,7 +665,7 @@ def evaluate_candidates(
         the same seed).
     device : str or torch.device, default="auto"
     progress : bool, default=True
-        A progress bar over candidates and folds.
+        A progress bar over candidates and folds (on a terminal only).
 
     Returns
     -------
@@ -707,7 +707,9 @@ def evaluate_candidates(
     from sklearn.metrics import roc_auc_score
 
     results = []
-    bar = tqdm(total=len(cands) * len(folds), desc="selecting encoder", disable=not progress)
+    bar = tqdm(  # disable=None: a bar only on a terminal
+        total=len(cands) * len(folds), desc="selecting encoder", disable=None if progress else True
+    )
     for cand in cands:
         t0 = time.perf_counter()
         oof = np.full(len(used), np.nan)

@@ -481,3 +481,103 @@ def test_infer_rejects_bad_input():
 def test_inferred_schema_round_trips():
     s = Schema.infer(mixed_frame(), target="outcome", id="pid", group="site")
     assert Schema.from_json(s.to_json()) == s
+
+
+# ---------------------------------------------------------------------- numbers with stray text
+def mostly_numbers(n_numbers: int, text: list[str]) -> pd.DataFrame:
+    """``n_numbers`` cholesterol values written as text, then the ``text`` values."""
+    values = [str(200 + i) for i in range(n_numbers)] + text
+    index = [f"r{i}" for i in range(len(values))]
+    outcome = [i % 2 for i in range(len(values))]
+    return pd.DataFrame({"chol": pd.Series(values, index=index, dtype="str"), "y": outcome}, index)
+
+
+def test_infer_refuses_numbers_with_a_few_text_values():
+    df = mostly_numbers(19, ["n/a"])
+    with pytest.raises(SchemaError) as info:
+        Schema.infer(df, target="y")
+    message = str(info.value)
+    assert "column 'chol' is mostly numbers, but 1 of its 20 values is text: ['n/a']" in message
+    assert "(rows 'r19')" in message
+    # and says how to fix it
+    assert "pd.to_numeric(df['chol'], errors='coerce')" in message
+    assert "na_values=['n/a']" in message
+    assert "Schema.infer(df, kinds={'chol': 'categorical'})" in message
+
+
+def test_infer_names_the_first_offending_rows_and_values():
+    df = mostly_numbers(90, ["?", "n/a", "?", "<5", "?", "?", "?", "?", "?", "?"])
+    with pytest.raises(
+        SchemaError,
+        match=re.escape("10 of its 100 values are text: ['?', 'n/a', '<5'] (rows 'r90', 'r91', "
+                        "'r92', 'r93', 'r94' (and 5 more))"),
+    ):  # fmt: skip
+        Schema.infer(df)
+
+
+def test_infer_threshold_is_ninety_percent_numbers():
+    assert Schema.infer(mostly_numbers(17, ["a", "b", "c"]))["chol"].kind == "categorical"
+    with pytest.raises(SchemaError, match="mostly numbers"):
+        Schema.infer(mostly_numbers(27, ["a", "b", "c"]))  # exactly 90%
+    # blank strings are missing, not text; all-number text columns keep their vocabulary
+    df = pd.DataFrame({"code": pd.Series(["1", " ", "2", "", "3"], dtype="str")})
+    assert Schema.infer(df)["code"] == Column("code", "categorical", categories=["1", "2", "3"])
+    df = pd.DataFrame({"code": pd.Series([1, "2", 3.5, None, "x"] * 4, dtype=object)})
+    assert Schema.infer(df)["code"].kind == "categorical"  # 80% numbers: a real categorical
+
+
+def test_infer_declared_kinds():
+    df = mostly_numbers(19, ["n/a"])
+    s = Schema.infer(df, kinds={"chol": "categorical"})
+    assert s["chol"].kind == "categorical"
+    assert s["chol"].categories[:2] == ["200", "201"] and s["chol"].categories[-1] == "n/a"
+    df = pd.DataFrame(
+        {
+            "grade": pd.Series(["low", "high", "mid", None], dtype="str"),
+            "pos": pd.Series(["-", "+", "+", "-"], dtype="str"),
+            "x": [1.0, 0.0, 1.0, 0.0],
+        }
+    )
+    s = Schema.infer(df, kinds={"grade": "ordinal", "pos": "binary", "x": "numeric"})
+    assert s["grade"] == Column("grade", "ordinal", levels=["high", "low", "mid"])
+    assert s["pos"] == Column("pos", "binary", categories=["+", "-"])
+    assert s["x"] == Column("x", "numeric")  # not binary: declared
+
+
+@pytest.mark.parametrize(
+    ("kinds", "pattern"),
+    [
+        ({"nope": "numeric"}, r"kinds names 'nope', which is not a column"),
+        ({"chol": "text"}, r"kinds\['chol'\] = 'text' is not one of"),
+        ({"y": "numeric"}, r"kinds\['y'\]: the kind is declared for feature columns only"),
+        ({"chol": "binary"}, r"kinds\['chol'\] = 'binary', but the column holds 20 distinct"),
+    ],
+)
+def test_infer_declared_kinds_errors(kinds, pattern):
+    with pytest.raises(SchemaError, match=pattern):
+        Schema.infer(mostly_numbers(19, ["n/a"]), target="y", kinds=kinds)
+
+
+def test_text_in_a_column_declared_numeric_names_the_column_and_first_row():
+    from graphxfer import Cohort
+    from graphxfer.exceptions import NonNumericValueError
+
+    df = mostly_numbers(18, ["n/a", "?"])
+    schema = Schema.infer(df, target="y", kinds={"chol": "numeric"})
+    with pytest.raises(
+        NonNumericValueError,
+        match=re.escape("numeric column 'chol' holds non-numeric values ['n/a', '?'] in rows "
+                        "'r18', 'r19'"),
+    ):  # fmt: skip
+        Cohort(df, schema)
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import graphxfer.cohort
+    import graphxfer.schema
+
+    for module in (graphxfer.schema, graphxfer.cohort):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

@@ -383,7 +383,7 @@ def pretrain_graph(
     device : str or torch.device, default="auto"
         CUDA when available, else CPU. Sampling runs on the CPU.
     progress : bool, default=True
-        Show a tqdm progress bar over epochs.
+        Show a tqdm progress bar over epochs (on a terminal only).
 
     Returns
     -------
@@ -522,7 +522,9 @@ def pretrain_graph(
     best_state: dict[str, torch.Tensor] | None = None
     best_loss, waited = math.inf, 0
     label = f"{encoder}/{objective}" + (f" x{info.world_size}" if info.active else "")
-    bar = tqdm(range(epochs), desc=label, disable=not (progress and info.is_main), leave=False)
+    bar = tqdm(  # disable=None: a bar only on a terminal
+        range(epochs), desc=label, disable=None if progress and info.is_main else True, leave=False
+    )
     for epoch in bar:
         train_loss = run(train_nodes, rank_gen, True)
         val_loss = None

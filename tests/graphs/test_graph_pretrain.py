@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -104,11 +106,14 @@ def test_pretraining_on_a_relational_graph(source_cohort: Cohort) -> None:
     assert fitted.attach(source_cohort.X.iloc[:5]).shape[0] == 5
 
 
-def test_progress_bar_can_be_turned_off(arrays, capsys) -> None:
+def test_progress_bar_can_be_turned_off(arrays, capsys, monkeypatch) -> None:
     x, y = arrays
     _fit((x, y), epochs=2, progress=False)
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+    _fit((x, y), epochs=2, progress=True)  # standard error is not a terminal: no bar in logs
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     _fit((x, y), epochs=2, progress=True)
     assert "graphsage/supervised" in capsys.readouterr().err
 
