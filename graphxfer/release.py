@@ -81,7 +81,7 @@ _WITHHELD = (
 def released_alignment(report: Any, private: bool) -> dict[str, Any]:
     """The alignment report as released: under privacy without its counts.
 
-    The columns matched, renamed, converted, missing and extra follow from the two schemas
+    The columns matched, renamed, converted, coerced, missing and extra follow from the two schemas
     and the user's options; which columns were recoded follows from ``recode``. The number of
     values each recoding changed and the categories mapped to ``"<unknown>"`` are counts over
     the target records: ``None`` (withheld) under privacy.
@@ -111,6 +111,9 @@ def format_alignment(alignment: Mapping[str, Any]) -> str:
     lines.append(f"  recoded   ({len(recoded)}): {rec or '-'}")
     conv = ", ".join(f"{a} (x{f:g} {o:+g})" for a, (f, o) in converted.items())
     lines.append(f"  converted ({len(converted)}): {conv or '-'}")
+    coerced = alignment.get("coerced") or {}
+    kinds = ", ".join(f"{a} ({r.get('from')} -> {r.get('to')})" for a, r in coerced.items())
+    lines.append(f"  coerced   ({len(coerced)}): {kinds or '-'}")
     lines.append(f"  missing   {names('missing')}")
     lines.append(f"  extra     {names('extra')}")
     unknown = alignment.get("unknown_categories")

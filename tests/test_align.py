@@ -497,6 +497,12 @@ def test_compatible_kinds_are_converted_warned_and_recorded(own, src):
     assert report.coerced["x"]["from"] == own and report.coerced["x"]["to"] == src
     assert report.coerced["x"]["values"]
     assert f"coerced   (1): x ({own} -> {src})" in str(report)
+    # the released alignment (model card, CLI) says the same, with or without privacy
+    from graphxfer.release import format_alignment, released_alignment
+
+    for private in (False, True):
+        released = format_alignment(released_alignment(report, private))
+        assert f"coerced   (1): x ({own} -> {src})" in released
     back = json.loads(json.dumps(report.to_dict()))
     assert back["coerced"] == report.coerced
     assert AlignmentReport(**{**back, "converted": {}}).coerced == report.coerced
