@@ -19,11 +19,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["run_demo"]
+__all__ = ["print_checks", "print_fit", "run_demo"]
 
 
 def _say(text: str) -> None:
     print(text, flush=True)
+
+
+def print_fit(model: Any) -> None:
+    """Print the fit's released facts: the lines the report's model card shows."""
+    from graphxfer.report.summary import fit_summary, summary_lines
+
+    for line in summary_lines(fit_summary(model)):
+        _say(line)
+
+
+def print_checks(model: Any, cohort: Any) -> None:
+    """Print the report's checks of ``model`` on ``cohort`` (calibration, shift from the
+    source): computed on those records, not covered by epsilon."""
+    from graphxfer.report.checks import calibration_check, shift_check
+
+    if cohort.has_target:
+        _say(calibration_check(cohort.y, model.predict_proba(cohort)[:, 1])["line"])
+    _say(shift_check(model, model.transform_features(cohort))["line"])
+    _say("(computed on the reported records, not covered by epsilon)")
 
 
 def run_demo(
@@ -102,19 +121,7 @@ def run_demo(
         warnings.simplefilter("ignore", GraphxferWarning)
         # the noise comes from a secure source: this step differs from run to run
         private.fit(train)
-    hp = private.hyperparameters_
-    _say(
-        f"hyper-parameters ({hp['source']}): learning rate {hp['learning_rate']}, "
-        f"{hp['epochs']} epochs, batch {hp['batch_size']}, clipping {hp['max_grad_norm']}, "
-        f"prior strength {hp['alpha']}"
-    )
-    guard = private.transfer_check_ or {}
-    if guard.get("ran"):
-        _say(
-            f"private transfer guard: shipped the {guard['chosen']} model (candidates "
-            f"{', '.join(guard['candidates'])}; exponential mechanism, epsilon "
-            f"{guard['epsilon_selection']:.2g} of the {epsilon:g})"
-        )
+    print_fit(private)
 
     _say("[3/5] Comparing on the held-out records with what an analyst would fit instead...")
     public = TransferClassifier(encoder, random_state=seed).fit(train)
@@ -193,6 +200,7 @@ def run_demo(
         title="Heart disease: private transfer to VA Long Beach",
         progress=progress,
     )
+    print_checks(private, explained)
     elapsed = time.perf_counter() - start
     _say(f"\nReport: {path.resolve()}")
     _say(f"Model:  {(out / 'heart-va-model').resolve()} (weights.safetensors + meta.json)")

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["facts", "fmt", "image", "note", "subsection", "table", "text"]
+__all__ = ["facts", "fmt", "image", "note", "subsection", "table", "text", "warning"]
 
 Block = dict[str, Any]
 
@@ -26,6 +26,11 @@ def text(content: str) -> Block:
 def note(content: str) -> Block:
     """A muted remark, e.g. that a part of the model card is not available."""
     return {"kind": "note", "text": str(content)}
+
+
+def warning(content: str) -> Block:
+    """A warning the reader must not miss (shown highlighted, announced to screen readers)."""
+    return {"kind": "warning", "text": str(content)}
 
 
 def facts(pairs: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> Block:
@@ -53,9 +58,18 @@ def image(data_uri: str, alt: str, *, caption: str | None = None) -> Block:
     return {"kind": "image", "src": data_uri, "alt": str(alt), "caption": caption}
 
 
-def subsection(title: str, blocks: Sequence[Block], *, badge: str | None = None) -> Block:
-    """A titled group of blocks, with an optional short badge next to the title."""
-    return {"kind": "subsection", "title": str(title), "blocks": list(blocks), "badge": badge}
+def subsection(
+    title: str, blocks: Sequence[Block], *, badge: str | None = None, anchor: str | None = None
+) -> Block:
+    """A titled group of blocks, with an optional short badge next to the title and an
+    optional HTML anchor (``id``) to link to it."""
+    return {
+        "kind": "subsection",
+        "title": str(title),
+        "blocks": list(blocks),
+        "badge": badge,
+        "anchor": None if anchor is None else str(anchor),
+    }
 
 
 def fmt(value: Any) -> str:

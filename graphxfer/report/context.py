@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from graphxfer.cohort import Cohort
 from graphxfer.report.exceptions import ReportError
@@ -106,6 +108,12 @@ class ReportContext:
     evaluation : dict or None
         Measurements on private records, outside epsilon (``model.evaluation()`` or an
         evaluation file, see :func:`graphxfer.release.read_evaluation`).
+    frame : DataFrame or None
+        The cohort's records in the model's own columns (``model.transform_features``); by
+        default the cohort's features.
+    summary : dict or None
+        The fit's released facts (:func:`graphxfer.report.summary.fit_summary`), shared with
+        the console; computed from the model when not given.
     """
 
     model: Any
@@ -121,6 +129,40 @@ class ReportContext:
     background: str
     title: str
     evaluation: dict[str, Any] | None = None
+    frame: pd.DataFrame | None = None
+    summary: dict[str, Any] | None = None
+
+    @functools.cached_property
+    def fit(self) -> dict[str, Any]:
+        """The fit's released facts (:func:`graphxfer.report.summary.fit_summary`)."""
+        from graphxfer.report.summary import fit_summary
+
+        if self.summary is not None:
+            return self.summary
+        return fit_summary(self.model, self.card or {})
+
+    @functools.cached_property
+    def calibration(self) -> dict[str, Any] | None:
+        """:func:`~graphxfer.report.checks.calibration_check` of the predictions against the
+        cohort's outcomes; ``None`` without outcomes."""
+        from graphxfer.report.checks import calibration_check
+
+        if self.cohort is None or not self.cohort.has_target or len(self.cohort) == 0:
+            return None
+        return calibration_check(self.cohort.y, self.predictions)
+
+    @functools.cached_property
+    def shift(self) -> dict[str, Any]:
+        """:func:`~graphxfer.report.checks.shift_check` of the reported records."""
+        from graphxfer.report.checks import shift_check
+
+        frame = self.frame if self.frame is not None else self.cohort.X
+        return shift_check(self.model, frame)
+
+    @property
+    def flagged(self) -> dict[str, str]:
+        """Columns flagged as shifted from the source (possible site artefacts) -> why."""
+        return dict(self.shift["flagged"])
 
     def band_indices(self, probabilities: np.ndarray) -> np.ndarray:
         """Index into :attr:`bands` of each predicted probability."""

@@ -11,12 +11,13 @@ import contextlib
 import io
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "ARTEFACT_MARK",
     "bar_plot",
     "beeswarm_plot",
     "calibration_plot",
@@ -26,6 +27,9 @@ __all__ = [
 ]
 
 _DPI = 100
+
+ARTEFACT_MARK = " (site artefact?)"
+"""Appended in plots to the name of a column flagged as shifted from the source."""
 
 
 def figure_data_uri(fig: Any) -> str:
@@ -68,8 +72,12 @@ def _plot_text(value: Any) -> str:
     return str(value).replace("$", r"\$")
 
 
-def plot_ready(explanation: Any) -> Any:
-    """A copy of a 2-D explanation whose names and shown values are safe to plot as text."""
+def plot_ready(explanation: Any, marked: Collection[str] = ()) -> Any:
+    """A copy of a 2-D explanation whose names and shown values are safe to plot as text.
+
+    The names of the ``marked`` columns (possible site artefacts) end with
+    :data:`ARTEFACT_MARK`.
+    """
     import shap
 
     shown = explanation.display_data if explanation.display_data is not None else None
@@ -80,32 +88,40 @@ def plot_ready(explanation: Any) -> Any:
         base_values=np.asarray(explanation.base_values, dtype=np.float64),
         data=np.asarray(explanation.data, dtype=np.float64),
         display_data=shown,
-        feature_names=[_plot_text(n) for n in explanation.feature_names],
+        feature_names=[
+            _plot_text(n) + (ARTEFACT_MARK if n in marked else "")
+            for n in explanation.feature_names
+        ],
         output_names=explanation.output_names,
     )
 
 
-def beeswarm_plot(explanation: Any, max_display: int = 15) -> str:
-    """SHAP beeswarm of a 2-D explanation (one dot per record and column)."""
+def beeswarm_plot(explanation: Any, max_display: int = 15, marked: Collection[str] = ()) -> str:
+    """SHAP beeswarm of a 2-D explanation (one dot per record and column); ``marked`` columns
+    are labelled as possible site artefacts."""
     import shap
 
-    ready = plot_ready(explanation)
+    ready = plot_ready(explanation, marked)
     return _shap_plot(lambda: shap.plots.beeswarm(ready, max_display=max_display, show=False))
 
 
-def bar_plot(explanation: Any, max_display: int = 15) -> str:
-    """SHAP bar plot of the mean absolute attribution per column."""
+def bar_plot(explanation: Any, max_display: int = 15, marked: Collection[str] = ()) -> str:
+    """SHAP bar plot of the mean absolute attribution per column; ``marked`` columns are
+    labelled as possible site artefacts."""
     import shap
 
-    ready = plot_ready(explanation)
+    ready = plot_ready(explanation, marked)
     return _shap_plot(lambda: shap.plots.bar(ready, max_display=max_display, show=False))
 
 
-def waterfall_plot(explanation: Any, row: int, max_display: int = 12) -> str:
-    """SHAP waterfall of one record (``row`` of a 2-D explanation)."""
+def waterfall_plot(
+    explanation: Any, row: int, max_display: int = 12, marked: Collection[str] = ()
+) -> str:
+    """SHAP waterfall of one record (``row`` of a 2-D explanation); ``marked`` columns are
+    labelled as possible site artefacts."""
     import shap
 
-    ready = plot_ready(explanation)[row]
+    ready = plot_ready(explanation, marked)[row]
     return _shap_plot(lambda: shap.plots.waterfall(ready, max_display=max_display, show=False))
 
 
