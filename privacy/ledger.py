@@ -1,291 +1,40 @@
 """The privacy ledger: every differentially private release, and what they add up to.
 
-Each DP run (a DP-SGD fine-tuning phase, a DP quantile, ...) appends one :class:`LedgerEntry`.
-The ledger composes the entries that touched the same data (the same ``data_id``):
-
-* DP-SGD entries (Poisson-subsampled Gaussian mechanism) are composed tightly by feeding
-  every ``(noise_multiplier, sample_rate, steps)`` into one Opacus accountant (PRV or RDP) and
-  asking it for epsilon at the ledger delta;
-* every other entry (for instance the pure-epsilon exponential mechanism of
-  :func:`~privacy.dp_bounds`) is added by basic composition (sum of epsilons, sum of deltas).
-
+Each DP run (a DP-SGD fine-tuning phase, a DP quantile, ...) appends one
+:class:`~privacy.ledger_entry.LedgerEntry`. The ledger composes the entries that touched the
+same data (the same ``data_id``) with :func:`~privacy.composition.compose`: DP-SGD entries
+tightly through one Opacus accountant, every other entry by basic composition.
 :meth:`PrivacyLedger.total_spent` says which of the two was used.
 
 A ledger persists per data set (:meth:`PrivacyLedger.save` / :meth:`PrivacyLedger.load`, JSON
-written atomically), so that the budget composes across runs, sessions and fitted models.
+written atomically by :mod:`privacy.ledger_file`), so that the budget composes across runs,
+sessions and fitted models.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
-from numbers import Integral, Real
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from privacy.composition import LEDGER_ACCOUNTANTS, BudgetSpent, compose
 from privacy.exceptions import BudgetExceededError, LedgerFormatError, PrivacyConfigError
+from privacy.ledger_entry import DP_SGD_MECHANISMS, LedgerEntry
+from privacy.ledger_file import ledger_document, parse_ledger, read_ledger, write_ledger
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
     "DP_SGD_MECHANISMS",
+    "LEDGER_ACCOUNTANTS",
     "BudgetSpent",
     "LedgerEntry",
     "PrivacyLedger",
     "compose",
 ]
-
-#: Mechanisms that are Poisson-subsampled Gaussian mechanisms and can be composed by an
-#: Opacus accountant from ``(noise_multiplier, sample_rate, steps)``.
-DP_SGD_MECHANISMS: frozenset[str] = frozenset({"dp-sgd", "dp-sgd-person"})
-#: Accountants able to compose heterogeneous histories (GDP keeps only the last one).
-LEDGER_ACCOUNTANTS: tuple[str, ...] = ("prv", "rdp")
-_FORMAT = "privacy.PrivacyLedger"
-_VERSION = 1
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _bad(name: str, value: Any, requirement: str) -> LedgerFormatError:
-    return LedgerFormatError(f"LedgerEntry.{name} {requirement}, got {value!r}.")
-
-
-@dataclass(frozen=True, kw_only=True)
-class LedgerEntry:
-    """One differentially private release.
-
-    Parameters
-    ----------
-    mechanism : str
-        ``"dp-sgd"`` (record-level DP-SGD), ``"dp-sgd-person"`` (person-level DP-SGD: all rows
-        of a person sampled and clipped together), ``"exponential-quantile"``, or any other
-        name (composed by basic composition).
-    epsilon, delta : float
-        The guarantee of this release alone.
-    data_id : str
-        Label (or fingerprint) of the data the release touched; entries with the same
-        ``data_id`` are composed together.
-    purpose : str
-        What the release was for, e.g. ``"fine-tune:linear-probe"`` or ``"quantile-bounds:age"``.
-    n_records : int
-        Number of persons in the data.
-    noise_multiplier, sample_rate, steps : float, float, int or None
-        Parameters of a subsampled Gaussian mechanism (required for DP-SGD mechanisms).
-    accountant : str or None
-        Accountant that computed ``epsilon``.
-    max_grad_norm : float or None
-        Clipping bound of DP-SGD.
-    unit : {"record", "person"}, default="record"
-        The privacy unit. ``"person"`` means rows were grouped by person before sampling.
-    timestamp : str
-        ISO 8601 time of the release (UTC), filled in automatically.
-    """
-
-    mechanism: str
-    epsilon: float
-    delta: float
-    data_id: str
-    purpose: str
-    n_records: int
-    noise_multiplier: float | None = None
-    sample_rate: float | None = None
-    steps: int | None = None
-    accountant: str | None = None
-    max_grad_norm: float | None = None
-    unit: str = "record"
-    timestamp: str = field(default_factory=_now)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.mechanism, str) or not self.mechanism:
-            raise _bad("mechanism", self.mechanism, "must be a non-empty string")
-        for name in ("data_id", "purpose", "timestamp"):
-            if not isinstance(getattr(self, name), str):
-                raise _bad(name, getattr(self, name), "must be a string")
-        eps = self.epsilon
-        if isinstance(eps, bool) or not isinstance(eps, Real) or not eps >= 0:
-            raise _bad("epsilon", eps, "must be a number >= 0")
-        if not math.isfinite(eps):
-            raise _bad("epsilon", eps, "must be finite")
-        dlt = self.delta
-        if isinstance(dlt, bool) or not isinstance(dlt, Real) or not 0 <= dlt < 1:
-            raise _bad("delta", dlt, "must be a number in [0, 1)")
-        if isinstance(self.n_records, bool) or not isinstance(self.n_records, Integral):
-            raise _bad("n_records", self.n_records, "must be an integer")
-        if self.unit not in ("record", "person"):
-            raise _bad("unit", self.unit, "must be 'record' or 'person'")
-        if self.mechanism in DP_SGD_MECHANISMS:
-            sigma, q, steps = self.noise_multiplier, self.sample_rate, self.steps
-            if sigma is None or not sigma > 0:
-                raise _bad("noise_multiplier", sigma, f"must be > 0 for {self.mechanism!r}")
-            if q is None or not 0 < q <= 1:
-                raise _bad("sample_rate", q, f"must be in (0, 1] for {self.mechanism!r}")
-            if steps is None or isinstance(steps, bool) or not isinstance(steps, Integral):
-                raise _bad("steps", steps, f"must be an integer for {self.mechanism!r}")
-            if steps < 0:
-                raise _bad("steps", steps, "must be >= 0")
-        object.__setattr__(self, "epsilon", float(eps))
-        object.__setattr__(self, "delta", float(dlt))
-        object.__setattr__(self, "n_records", int(self.n_records))
-        for name in ("noise_multiplier", "sample_rate", "max_grad_norm"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, float(getattr(self, name)))
-        if self.steps is not None:
-            object.__setattr__(self, "steps", int(self.steps))
-
-    @property
-    def accountable(self) -> bool:
-        """Whether an Opacus accountant can compose this entry (a DP-SGD mechanism)."""
-        return self.mechanism in DP_SGD_MECHANISMS and bool(self.steps)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serializable dictionary of all fields."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LedgerEntry:
-        """Inverse of :meth:`to_dict`; unknown or missing keys are an error."""
-        if not isinstance(data, Mapping):
-            raise LedgerFormatError(
-                f"a ledger entry must be a mapping, got {type(data).__name__}; "
-                "pass the output of LedgerEntry.to_dict()."
-            )
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise LedgerFormatError(
-                f"ledger entry has unknown key(s) {unknown}; valid keys are {sorted(names)}."
-            )
-        required = {"mechanism", "epsilon", "delta", "data_id", "purpose", "n_records"}
-        missing = sorted(required - set(data))
-        if missing:
-            raise LedgerFormatError(
-                f"ledger entry lacks key(s) {missing}; a ledger entry must record at least "
-                f"{sorted(required)}."
-            )
-        return cls(**dict(data))
-
-
-@dataclass(frozen=True)
-class BudgetSpent:
-    """Total privacy spent by a set of ledger entries.
-
-    Attributes
-    ----------
-    epsilon, delta : float
-        The composed guarantee.
-    method : str
-        How the entries were composed (which accountant, which entries by basic composition).
-    data_id : str or None
-        The data the total refers to; ``None`` means all entries of the ledger, composed as if
-        they touched the same persons (conservative).
-    n_entries : int
-        Number of entries composed.
-    """
-
-    epsilon: float
-    delta: float
-    method: str
-    data_id: str | None
-    n_entries: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serializable dictionary of all fields."""
-        return asdict(self)
-
-
-def _accountant_epsilon(entries: Sequence[LedgerEntry], accountant: str, delta: float) -> float:
-    from privacy.accounting import compute_epsilon
-
-    history = [(e.noise_multiplier, e.sample_rate, e.steps) for e in entries]
-    return compute_epsilon(history, delta=delta, accountant=accountant)  # type: ignore[arg-type]
-
-
-def compose(
-    entries: Sequence[LedgerEntry],
-    *,
-    accountant: str = "prv",
-    delta: float | None = None,
-    data_id: str | None = None,
-) -> BudgetSpent:
-    """Compose ledger entries into one (epsilon, delta) guarantee.
-
-    DP-SGD entries are composed by the Opacus ``accountant`` at ``delta`` (default: the
-    largest delta among them); when basic composition of those entries is at least as tight
-    (their delta sum fits in ``delta``) the smaller epsilon is kept. Every other entry is added
-    by basic composition.
-
-    Parameters
-    ----------
-    entries : sequence of LedgerEntry
-    accountant : {"prv", "rdp"}, default="prv"
-    delta : float or None, default=None
-        Delta at which the DP-SGD entries are composed.
-    data_id : str or None, default=None
-        Label copied into the result.
-
-    Returns
-    -------
-    BudgetSpent
-
-    Examples
-    --------
-    >>> e = LedgerEntry(mechanism="exponential-quantile", epsilon=0.5, delta=0.0,
-    ...                 data_id="d", purpose="quantile-bounds:age", n_records=500)
-    >>> compose([e, e]).epsilon
-    1.0
-    """
-    if accountant not in LEDGER_ACCOUNTANTS:
-        raise PrivacyConfigError(
-            f"accountant must be one of {LEDGER_ACCOUNTANTS} to compose a ledger, got "
-            f"{accountant!r}; the GDP accountant cannot compose runs with different noise "
-            "multipliers or sample rates."
-        )
-    entries = list(entries)
-    dp_sgd = [e for e in entries if e.accountable]
-    basic = [e for e in entries if not e.accountable]
-    eps_basic = math.fsum(e.epsilon for e in basic)
-    delta_basic = math.fsum(e.delta for e in basic)
-    parts: list[str] = []
-    eps_sgd = 0.0
-    delta_sgd = 0.0
-    if dp_sgd:
-        delta_sgd = float(delta) if delta is not None else max(e.delta for e in dp_sgd)
-        if delta_sgd <= 0:
-            raise PrivacyConfigError(
-                "DP-SGD entries can only be composed at delta > 0; pass the ledger a delta "
-                "such as delta=1e-6."
-            )
-        used = accountant
-        try:
-            eps_sgd = _accountant_epsilon(dp_sgd, accountant, delta_sgd)
-        except (ValueError, RuntimeError, OverflowError, FloatingPointError) as exc:
-            if accountant == "rdp":
-                raise
-            used = f"rdp (prv failed: {exc})"
-            eps_sgd = _accountant_epsilon(dp_sgd, "rdp", delta_sgd)
-        sum_eps = math.fsum(e.epsilon for e in dp_sgd)
-        sum_delta = math.fsum(e.delta for e in dp_sgd)
-        if sum_delta <= delta_sgd and sum_eps < eps_sgd:
-            eps_sgd = sum_eps
-            parts.append(f"basic composition of {len(dp_sgd)} DP-SGD entries (tighter)")
-        else:
-            parts.append(f"{used} accountant over {len(dp_sgd)} DP-SGD entries")
-    if basic:
-        parts.append(f"basic composition of {len(basic)} other entries")
-    return BudgetSpent(
-        epsilon=eps_sgd + eps_basic,
-        delta=delta_sgd + delta_basic,
-        method=" + ".join(parts) if parts else "no entries",
-        data_id=data_id,
-        n_entries=len(entries),
-    )
 
 
 class PrivacyLedger:
@@ -494,42 +243,14 @@ class PrivacyLedger:
     # -- serialization ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """JSON-serializable dictionary (format name, version, settings, entries)."""
-        return {
-            "format": _FORMAT,
-            "version": _VERSION,
-            "accountant": self.accountant,
-            "delta": self.delta,
-            "entries": [e.to_dict() for e in self._entries],
-        }
+        return ledger_document(self._entries, accountant=self.accountant, delta=self.delta)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PrivacyLedger:
         """Inverse of :meth:`to_dict`; a malformed ledger raises :class:`LedgerFormatError`."""
-        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
-            raise LedgerFormatError(
-                f"not a privacy ledger: expected a mapping with format={_FORMAT!r}; pass the "
-                "output of PrivacyLedger.to_dict()."
-            )
-        if data.get("version") != _VERSION:
-            raise LedgerFormatError(
-                f"ledger version {data.get('version')!r} is not supported (expected "
-                f"{_VERSION}); upgrade the package that reads it."
-            )
-        raw_entries = data.get("entries")
-        if not isinstance(raw_entries, list):
-            raise LedgerFormatError("ledger key 'entries' must be a list of entry mappings.")
-        entries = []
-        for i, raw in enumerate(raw_entries):
-            try:
-                entries.append(LedgerEntry.from_dict(raw))
-            except (LedgerFormatError, TypeError) as exc:
-                raise LedgerFormatError(f"ledger entry {i}: {exc}") from exc
+        entries, accountant, delta = parse_ledger(data)
         try:
-            return cls(
-                entries,
-                accountant=data.get("accountant", "prv"),
-                delta=data.get("delta"),
-            )
+            return cls(entries, accountant=accountant, delta=delta)
         except PrivacyConfigError as exc:
             raise LedgerFormatError(f"ledger settings: {exc}") from exc
 
@@ -545,10 +266,7 @@ class PrivacyLedger:
         pathlib.Path
             The file written.
         """
-        from privacy._utils import atomic_write_text  # numpy: loaded on first use
-
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
-        written = atomic_write_text(path, text)
+        written = write_ledger(path, self.to_dict())
         self.path = written
         return written
 
@@ -564,17 +282,7 @@ class PrivacyLedger:
             When the file is not a valid ledger.
         """
         file = Path(path)
-        if not file.is_file():
-            raise FileNotFoundError(
-                f"privacy ledger file {str(file)!r} does not exist; a new ledger is started with "
-                "PrivacyLedger() and written with ledger.save(path)."
-            )
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise LedgerFormatError(
-                f"privacy ledger file {str(file)!r} is not valid JSON ({exc})."
-            ) from exc
+        data = read_ledger(file)
         try:
             ledger = cls.from_dict(data)
         except LedgerFormatError as exc:

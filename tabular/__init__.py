@@ -35,7 +35,7 @@ _LAZY: dict[str, str] = {
     "network_from_config": "tabular.encoders:network_from_config",
     "pretrain": "tabular.pretraining:pretrain",
     "pretrain_stream": "tabular.streaming:pretrain_stream",
-    "TableSource": "tabular.streaming:TableSource",
+    "TableSource": "tabular.sources:TableSource",
     "baselines": "tabular.baselines",
     "LogisticBaseline": "tabular.baselines:LogisticBaseline",
     "XGBoostBaseline": "tabular.baselines:XGBoostBaseline",

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +37,7 @@ import torch
 from torch import nn
 
 from tabular.exceptions import PretrainingError
+from tabular.loop import EpochResult, run_epochs
 
 __all__ = [
     "DistributedInfo",
@@ -288,10 +288,6 @@ def train_ddp(
     random masks come from a per-process generator. A global batch whose smallest share would
     be under the objective's ``min_batch`` rows is skipped by every process.
     """
-    from tqdm.auto import tqdm
-
-    from tabular._torch import EarlyStopping
-
     info = distributed_info()
     if not info.active:
         raise PretrainingError("train_ddp needs an initialised process group of 2+ processes")
@@ -299,50 +295,35 @@ def train_ddp(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     mask_gen = torch.Generator().manual_seed((val_seed + 104729 * (info.rank + 1)) % (2**63 - 1))
-    history: list[dict[str, Any]] = []
-    stopper = EarlyStopping(patience)
-    bar = tqdm(
-        range(1, epochs + 1),
-        desc=f"{label} x{info.world_size}",
-        unit="epoch",
-        disable=not (progress and info.is_main),
-        leave=False,
-    )
+
+    def epoch_fn(epoch: int, advance: Any) -> EpochResult:
+        model.train()
+        order = train_idx[torch.randperm(len(train_idx), generator=generator)]
+        total, rows = _sharded_pass(
+            model, obj, tensors, order, dev, batch_size, mask_gen, optimizer
+        )
+        train_loss = _global_mean(total, rows)
+        val_loss: float | None = None
+        if len(val_idx):
+            model.eval()
+            val_gen = torch.Generator().manual_seed(val_seed + info.rank)
+            with torch.no_grad():
+                total, rows = _sharded_pass(
+                    model, obj, tensors, val_idx, dev, batch_size, val_gen, None
+                )
+            loss = _global_mean(total, rows)
+            val_loss = None if math.isnan(loss) else loss
+        return EpochResult(train_loss=train_loss, val_loss=val_loss)
+
     with _rank_seeded(val_seed, info.rank, dev):
-        for epoch in bar:
-            start = time.perf_counter()
-            model.train()
-            order = train_idx[torch.randperm(len(train_idx), generator=generator)]
-            total, rows = _sharded_pass(
-                model, obj, tensors, order, dev, batch_size, mask_gen, optimizer
-            )
-            train_loss = _global_mean(total, rows)
-            val_loss: float | None = None
-            if len(val_idx):
-                model.eval()
-                val_gen = torch.Generator().manual_seed(val_seed + info.rank)
-                with torch.no_grad():
-                    total, rows = _sharded_pass(
-                        model, obj, tensors, val_idx, dev, batch_size, val_gen, None
-                    )
-                loss = _global_mean(total, rows)
-                val_loss = None if math.isnan(loss) else loss
-            history.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": train_loss,
-                    "val_loss": val_loss,
-                    "seconds": time.perf_counter() - start,
-                }
-            )
-            bar.set_postfix(
-                train=f"{train_loss:.4f}", val="-" if val_loss is None else f"{val_loss:.4f}"
-            )
-            if stopper.step(epoch, val_loss, network, obj):
-                break
-    bar.close()
-    stopper.restore(network, obj)
-    return history, stopper.best_epoch
+        return run_epochs(
+            epoch_fn,
+            epochs=epochs,
+            patience=patience,
+            modules=(network, obj),
+            desc=f"{label} x{info.world_size}",
+            progress=progress and info.is_main,
+        )
 
 
 def _sharded_pass(

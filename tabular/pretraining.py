@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,10 +11,12 @@ import numpy as np
 import torch
 
 from tabular._data import as_frame, outcome, resolve_columns
-from tabular._torch import EarlyStopping, iter_batches, resolve_device, seed_from, seeded
+from tabular._torch import iter_batches, seed_from, seeded
+from tabular.distributed import distributed_info, train_ddp
 from tabular.encoders import EncoderNetwork
 from tabular.exceptions import PretrainingError
 from tabular.featurizer import Featurizer
+from tabular.loop import EpochResult, best_val_loss, check_options, resolve_device, run_epochs
 from tabular.objectives import OBJECTIVES, Objective, make_objective
 from tabular.registry import ENCODERS
 from tabular.tabular_encoder import TabularEncoder
@@ -118,12 +119,15 @@ def pretrain(
     >>> enc.embed(df.head(3)).shape
     (3, 16)
     """
-    _check_options(epochs, batch_size, lr, weight_decay, validation_fraction, patience)
+    check_options(epochs, batch_size, lr, weight_decay, validation_fraction, patience)
     network_cls = ENCODERS.get(encoder)  # an unknown name raises with the list of names
     if not (isinstance(network_cls, type) and issubclass(network_cls, EncoderNetwork)):
         raise PretrainingError(f"{encoder!r} is not a tabular encoder network")
     objective_cls = OBJECTIVES.get(objective)
-    dev = resolve_device(device)
+    # under torchrun (a process group of 2+ processes) train with DistributedDataParallel,
+    # one device per process
+    info = distributed_info()
+    dev = resolve_device(device, local_rank=info.local_rank if info.active else None)
     X = as_frame(data, what="data")
     cols = resolve_columns(data, X, columns)
     if len(X) < _MIN_ROWS:
@@ -147,10 +151,7 @@ def pretrain(
         n_val = max(objective_cls.min_batch, round(validation_fraction * n))
     val_idx, train_idx = perm[:n_val], perm[n_val:]
 
-    # under torchrun (a process group of 2+ processes) train with DistributedDataParallel
-    from tabular.distributed import distributed_info, train_ddp
-
-    world = distributed_info().world_size
+    world = info.world_size
     trainer = train_ddp if world > 1 else _train
     with seeded(seed, dev):
         network = network_cls.from_featurizer(featurizer, **(encoder_params or {}))
@@ -203,7 +204,7 @@ def pretrain(
         "mask_rate": float(mask_rate),
         "epochs_run": len(history),
         "best_epoch": best_epoch,
-        "best_val_loss": _best_val(history, best_epoch),
+        "best_val_loss": best_val_loss(history, best_epoch),
         "device": dev.type,
         "world_size": world,
     }
@@ -246,27 +247,6 @@ def _fit_linear_head(network: Any, head: torch.nn.Linear, tensors: Any, l2: floa
     with torch.no_grad():
         head.weight.copy_(w.reshape(head.weight.shape).to(head.weight.dtype))
         head.bias.copy_(b.reshape(head.bias.shape).to(head.bias.dtype))
-
-
-def _check_options(
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float,
-    validation_fraction: float,
-    patience: int,
-) -> None:
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise PretrainingError(f"{name} must be a positive integer, got {value!r}")
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise PretrainingError(f"lr must be a positive number, got {lr!r}")
-    if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
-        raise PretrainingError(f"weight_decay must be >= 0, got {weight_decay!r}")
-    if not (isinstance(validation_fraction, (int, float)) and 0 <= validation_fraction < 1):
-        raise PretrainingError(
-            f"validation_fraction must be in [0, 1), got {validation_fraction!r}"
-        )
 
 
 def _outcome(data: Any, y: Any, n: int, objective: str, needed: bool) -> np.ndarray | None:
@@ -344,15 +324,10 @@ def _train(
     progress: bool,
     label: str,
 ) -> tuple[list[dict[str, Any]], int]:
-    from tqdm.auto import tqdm
-
     params = [p for p in (*network.parameters(), *obj.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    history: list[dict[str, Any]] = []
-    stopper = EarlyStopping(patience)
-    bar = tqdm(range(1, epochs + 1), desc=label, unit="epoch", disable=not progress, leave=False)
-    for epoch in bar:
-        start = time.perf_counter()
+
+    def epoch_fn(epoch: int, advance: Any) -> EpochResult:
         network.train()
         obj.train()
         order = train_idx[torch.randperm(len(train_idx), generator=generator)]
@@ -368,26 +343,13 @@ def _train(
                 val_gen = torch.Generator().manual_seed(val_seed)
                 loss = _epoch_loss(network, obj, tensors, val_idx, dev, batch_size, val_gen, None)
             val_loss = None if math.isnan(loss) else loss
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "seconds": time.perf_counter() - start,
-            }
-        )
-        bar.set_postfix(
-            train=f"{train_loss:.4f}", val="-" if val_loss is None else f"{val_loss:.4f}"
-        )
-        if stopper.step(epoch, val_loss, network, obj):
-            break
-    bar.close()
-    stopper.restore(network, obj)
-    return history, stopper.best_epoch
+        return EpochResult(train_loss=train_loss, val_loss=val_loss)
 
-
-def _best_val(history: list[dict[str, Any]], best_epoch: int) -> float | None:
-    for row in history:
-        if row["epoch"] == best_epoch:
-            return row["val_loss"]
-    return None
+    return run_epochs(
+        epoch_fn,
+        epochs=epochs,
+        patience=patience,
+        modules=(network, obj),
+        desc=label,
+        progress=progress,
+    )

@@ -13,11 +13,12 @@ import torch
 from torch import nn
 
 from tabular._data import as_frame, column_dict
-from tabular._torch import resolve_device, seed_from, seeded, state_to_cpu
+from tabular._torch import seed_from, seeded, state_to_cpu
 from tabular.classifier import EncoderClassifier
 from tabular.encoders import EncoderNetwork, TabNetNetwork, network_from_config
 from tabular.exceptions import EncoderError
 from tabular.featurizer import FeatureBatch, Featurizer
+from tabular.loop import resolve_device
 
 __all__ = ["TabularEncoder"]
 

@@ -10,7 +10,7 @@ from opacus.accountants import RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 from torch import nn
 
-import privacy.training as training
+import privacy.person_level as person_level
 from privacy import PrivacyConfig, PrivacyConfigError, TooFewRecordsError, train_private
 from privacy.training import clip_and_sum_per_person
 
@@ -104,7 +104,7 @@ def test_training_clips_whole_persons_and_epsilon_matches_the_accountant(
         seen.append((person_ids.clone(), n, norms))
         return summed, norms
 
-    monkeypatch.setattr(training, "clip_and_sum_per_person", spy)
+    monkeypatch.setattr(person_level, "clip_and_sum_per_person", spy)
     cfg = PrivacyConfig(epsilon=1.0, max_physical_batch_size=7, **CFG)
     result = train_private(
         make_net(),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -29,7 +31,9 @@ from privacy import (
     train_non_private,
     train_private,
 )
-from privacy.training import HISTORY_NOTE
+from privacy.anchor import Anchor
+from privacy.phases import progress_bar
+from privacy.training import HISTORY_NOTE, Phase, resolve_trainable, run_private_phases
 
 # Opacus notes that are expected with the small, fast settings used here.
 pytestmark = pytest.mark.filterwarnings("ignore:Optimal order is the largest alpha:UserWarning")
@@ -270,6 +274,68 @@ def test_logical_batches_are_split_into_physical_batches(make_net, make_data) ->
     assert max(sizes[2:]) <= 16
     assert sum(sizes[2:]) > 2 * 400 * 0.8  # about two passes over the data
     assert result.steps == 2 * 10  # logical steps are counted, not physical ones
+
+
+def test_the_anchor_pulls_once_per_logical_step(make_net, make_data, monkeypatch) -> None:
+    X, y = make_data(n=400)
+    net = make_net()
+    anchor = Anchor.l2sp(net, strength=0.1)
+    pulls: list[int] = []
+    proximal = Anchor.proximal
+
+    def counting(self, module, lr):
+        step = proximal(self, module, lr)
+
+        def counted() -> None:
+            pulls.append(1)
+            step()
+
+        return counted
+
+    monkeypatch.setattr(Anchor, "proximal", counting)
+    cfg = PrivacyConfig(epsilon=1.0, **{**FAST, "batch_size": 40, "max_physical_batch_size": 8})
+    phase = Phase(name="train", epochs=2, trainable=resolve_trainable(net))
+    (result,) = run_private_phases(
+        net, X, y, phases=[phase], config=cfg, purposes=["fine-tune"], progress=False,
+        device="cpu", anchor=anchor,
+    )  # fmt: skip
+    assert result.steps == 2 * 10 and len(pulls) == result.steps  # not once per physical batch
+
+
+def test_progress_bars_show_only_when_asked_and_on_a_terminal(monkeypatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal
+    assert progress_bar(range(2), total=2, desc="DP x", enabled=True).disable
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert progress_bar(range(2), total=2, desc="DP x", enabled=False) == range(2)
+    bar = progress_bar(range(2), total=2, desc="DP shown", enabled=True)
+    assert not bar.disable and list(bar) == [0, 1]
+    assert "DP shown" in terminal.getvalue()
+
+
+def test_a_private_fit_warns_about_opacus_secure_mode_at_most_once(make_net, make_data) -> None:
+    # two phases build two Opacus privacy engines, and each warns when it is built
+    X, y = make_data(n=100)
+    net = make_net()
+    head = resolve_trainable(net, ["head"])
+    phases = [
+        Phase(name="linear-probe", epochs=1, trainable=head),
+        Phase(name="fine-tune", epochs=1, trainable=resolve_trainable(net)),
+    ]
+    cfg = PrivacyConfig(epsilon=1.0, **{**FAST, "epochs": 2})
+    for person_index in (None, np.repeat(np.arange(50), 2)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run_private_phases(
+                net, X, y, phases=phases, config=cfg, purposes=["lp", "ft"],
+                person_index=person_index, progress=False, device="cpu",
+            )  # fmt: skip
+        secure = [w for w in caught if "Secure RNG turned off" in str(w.message)]
+        assert len(secure) <= 1
 
 
 @pytest.mark.parametrize("mode", ["hooks", "ew", "functorch", "ghost"])

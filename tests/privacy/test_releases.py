@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 import torch
 
 import graphxfer
+import privacy.noise as dp_noise
 import privacy.training as training
 from graphxfer import Cohort, Schema, TransferClassifier, datasets
 from graphxfer.cli import main
@@ -130,18 +132,20 @@ def test_sampling_and_noise_come_from_secure_generators(
     from opacus import PrivacyEngine
 
     made: list[torch.Generator] = []
-    secure = training.secure_generator
+    secure = dp_noise.secure_generator
 
     def spy(device: Any = "cpu") -> torch.Generator:
         made.append(secure(device))
         return made[-1]
 
-    monkeypatch.setattr(training, "secure_generator", spy)
+    monkeypatch.setattr(dp_noise, "secure_generator", spy)
 
     def seeded(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a private run seeded a generator from random_state")
 
-    monkeypatch.setattr(training, "torch_generator", seeded)
+    for module in [m for name, m in sys.modules.items() if name.startswith("privacy.")]:
+        if hasattr(module, "torch_generator"):
+            monkeypatch.setattr(module, "torch_generator", seeded)
     engines: list[tuple[Any, Any]] = []
     make_private = PrivacyEngine.make_private
 
@@ -167,12 +171,12 @@ def test_sampling_and_noise_come_from_secure_generators(
 
 @pytest.mark.parametrize("hardened", [False, True])
 def test_gaussian_noise_has_the_calibrated_spread(hardened: bool) -> None:
-    gen = training.secure_generator("cpu")
+    gen = dp_noise.secure_generator("cpu")
     like = torch.zeros(200_000)
-    noise = training._gaussian_noise(2.5, like, gen, hardened=hardened)
+    noise = dp_noise.gaussian_noise(2.5, like, gen, hardened=hardened)
     assert noise.shape == like.shape and noise.dtype == like.dtype
     assert abs(float(noise.mean())) < 0.03 and float(noise.std()) == pytest.approx(2.5, rel=0.01)
-    assert torch.equal(training._gaussian_noise(0.0, like, gen, hardened=hardened), like)
+    assert torch.equal(dp_noise.gaussian_noise(0.0, like, gen, hardened=hardened), like)
 
 
 # ----------------------------------------------------------------------------- 2. scanning
@@ -451,7 +455,8 @@ def test_the_budget_composes_across_fits_through_a_ledger_file(
     def no_step(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a training step ran")
 
-    monkeypatch.setattr(training, "_train_records", no_step)
+    monkeypatch.setattr(training, "train_records", no_step)
+    monkeypatch.setattr(training, "train_persons", no_step)
     before = path.read_bytes()
     capped = PrivacyConfig(**DP, total_budget=spent + 0.5)
     third = TransferClassifier(encoder, privacy=capped, **common)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tabular._torch import EarlyStopping
+from tabular.loop import EarlyStopping
 
 
 def test_stops_after_patience_and_restores_the_best_weights() -> None:

@@ -3,6 +3,7 @@ and pretraining on a source helps a small target from the same generator."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -146,11 +147,22 @@ def test_without_validation_runs_every_epoch(source: tuple) -> None:
     assert enc.source_summary_["n_validation"] == 0
 
 
-def test_progress_bar_can_be_turned_off(source: tuple, capsys: pytest.CaptureFixture) -> None:
-    _pretrain(source, "mlp", epochs=2)
-    assert capsys.readouterr().err == ""
+def test_progress_bar_shows_only_when_asked_and_on_a_terminal(
+    source: tuple, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _pretrain(source, "mlp", epochs=2, progress=True)
-    assert "pretrain mlp" in capsys.readouterr().err
+    assert capsys.readouterr().err == ""  # captured output is not a terminal
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    _pretrain(source, "mlp", epochs=2)
+    assert terminal.getvalue() == ""
+    _pretrain(source, "mlp", epochs=2, progress=True)
+    assert "pretrain mlp" in terminal.getvalue()
 
 
 def test_state_round_trip_through_safetensors(
