@@ -1312,6 +1312,19 @@ def load_model(
 ) -> TransferClassifier:
     """Read a fitted model saved with :meth:`TransferClassifier.save`; never unpickles.
 
+    Parameters
+    ----------
+    path : str or path-like
+        The model folder (``weights.safetensors`` and ``meta.json``).
+    key : bytes or str, optional
+        Require an HMAC signature made with this key; ``$GRAPHXFER_MODEL_KEY`` when None (if
+        set). Without a key the integrity record still detects accidental damage.
+
+    Returns
+    -------
+    TransferClassifier
+        The fitted model, ready for ``predict_proba``, ``explain`` and ``report``.
+
     Raises
     ------
     ModelFileError

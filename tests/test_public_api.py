@@ -18,9 +18,7 @@ LAZY = dict(graphxfer._LAZY)
 CALLABLE_MODULES = {"report": "report", "explain": "explain"}
 # names that do not yet show their real signature or a full numpydoc docstring
 NOT_YET = {
-    "report": "graphxfer.report forwards (*args, **kwargs) to graphxfer.report.report",
     "explain": "graphxfer.explain forwards (*args, **kwargs) to graphxfer.explain.explain",
-    "load_model": "load_model's docstring has no Parameters and Returns sections",
 }
 
 

@@ -6,6 +6,7 @@ Sections come from a registry; :func:`register_section` adds one to every report
 
 from __future__ import annotations
 
+import inspect as _inspect
 import sys as _sys
 import types as _types
 from typing import Any
@@ -25,3 +26,5 @@ class _CallableModule(_types.ModuleType):
 
 
 _sys.modules[__name__].__class__ = _CallableModule
+# ``inspect.signature(graphxfer.report)`` and help() show report's own parameters
+__signature__ = _inspect.signature(report)
