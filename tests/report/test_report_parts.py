@@ -64,3 +64,32 @@ def test_calibration_plot_is_a_png():
     y = (rng.random(200) < p).astype(int)
     uri = calibration_plot(y, p, n_bins=5)
     assert base64.b64decode(uri.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_built_in_sections_in_report_order():
+    import graphxfer.report  # noqa: F401  (registers the built-in sections)
+    from graphxfer.release import EVALUATION_TITLE
+    from graphxfer.report.card_sections import cohort_section
+    from graphxfer.report.explanation_sections import records_section
+    from graphxfer.report.registry import SECTIONS
+
+    built_in = [(s.name, s.title) for s in SECTIONS.values()][:6]
+    assert built_in == [
+        ("checks", "Checks"),
+        ("cohort", "Cohort"),
+        ("model_card", "Model card"),
+        ("evaluation", EVALUATION_TITLE),
+        ("global_importance", "Global importance"),
+        ("records", "Selected records"),
+    ]
+    assert SECTIONS["cohort"].build is cohort_section
+    assert SECTIONS["records"].build is records_section
+
+
+def test_shared_section_formatters():
+    from graphxfer.report.section_parts import NOT_AVAILABLE, mapping_blocks, share
+
+    assert share(0.1234) == "12.3%" and share(float("nan")) == "—"
+    assert mapping_blocks({"a_b": 1})[0]["items"] == [("a b", "1")]
+    assert mapping_blocks("free text")[0]["text"] == "free text"
+    assert mapping_blocks(None) == [{"kind": "note", "text": NOT_AVAILABLE}]
