@@ -20,7 +20,9 @@ from typing import Any
 import pandas as pd
 
 from graphxfer.cohort import Cohort
+from graphxfer.datasets import dataset_loader, dataset_names
 from graphxfer.exceptions import CohortError, GraphxferError
+from graphxfer.registry import Names
 from graphxfer.schema import Column, Schema
 
 __all__ = [
@@ -38,8 +40,8 @@ __all__ = [
     "with_id_column",
 ]
 
-BUNDLED = ("heart-disease", "student-performance", "oulad", "diabetes-130", "synthetic")
-"""Names of the bundled data sets (``--dataset``)."""
+BUNDLED = Names(lambda: dataset_names(cli=True))
+"""Names of the data sets of ``--dataset``: those of :data:`graphxfer.datasets.LOADERS`."""
 
 _CSV_SUFFIXES = (".csv", ".txt", ".gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -144,18 +146,9 @@ def _one_line(exc: BaseException) -> str:
 # ---------------------------------------------------------------------- bundled data
 def bundled_cohort(name: str) -> Cohort:
     """The bundled data set ``name`` (one of :data:`BUNDLED`)."""
-    from graphxfer import datasets
-
-    loaders: dict[str, Callable[[], Cohort]] = {
-        "heart-disease": datasets.load_heart_disease,
-        "student-performance": datasets.load_student_performance,
-        "oulad": datasets.load_oulad,
-        "diabetes-130": datasets.load_diabetes_130,
-        "synthetic": lambda: datasets.make_multisite(random_state=0),
-    }
-    if name not in loaders:
+    if name not in BUNDLED:
         raise UserError(f"unknown dataset {name!r}; bundled: {', '.join(BUNDLED)}")
-    return loaders[name]()
+    return dataset_loader(name).load()
 
 
 # ---------------------------------------------------------------------- schemas

@@ -75,14 +75,10 @@ def run_demo(
 
     _say("graphxfer demo: transfer from two hospitals to a third, with differential privacy\n")
     _say("Bundled cohorts (per site: rows, persons, positive rate, most-missing columns)")
-    for title, loader in (
-        ("Heart disease (UCI)", datasets.load_heart_disease),
-        ("Student performance (UCI)", datasets.load_student_performance),
-        ("OULAD", datasets.load_oulad),
-        ("Diabetes 130-US hospitals", datasets.load_diabetes_130),
-    ):
-        cohort = loader()
-        _say(f"\n== {title}: {len(cohort):,} rows, {len(cohort.schema.features)} features")
+    for name in datasets.dataset_names(bundled=True):
+        loader = datasets.dataset_loader(name)
+        cohort = loader.load()
+        _say(f"\n== {loader.title}: {len(cohort):,} rows, {len(cohort.schema.features)} features")
         _say(format_summary(cohort.summary(), max_missing_columns=3))
 
     heart = datasets.load_heart_disease()

@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from graphxfer.encoder import GRAPH_ENCODERS, TABULAR_ENCODERS, Encoder
+from graphxfer.encoder import Encoder
 from graphxfer.exceptions import GraphxferError
+from graphxfer.registry import encoder_kind, encoder_names, tabular_encoder_names
 from graphxfer.schema import Schema
 
 __all__ = [
@@ -75,18 +76,17 @@ def check_distributed_encoder(encoder: str, *, streaming: bool = False) -> None:
     ...     print(str(exc)[:50])
     graph encoder 'gin' cannot be pretrained from a st
     """
-    if encoder not in TABULAR_ENCODERS + GRAPH_ENCODERS:
-        raise GraphxferError(
-            f"unknown encoder {encoder!r}; choose one of {TABULAR_ENCODERS + GRAPH_ENCODERS}"
-        )
-    if streaming and encoder in GRAPH_ENCODERS:
+    kind = encoder_kind(encoder)
+    if kind is None:
+        raise GraphxferError(f"unknown encoder {encoder!r}; choose one of {encoder_names()}")
+    if streaming and kind == "graph":
         raise DistributedUnsupportedError(
             f"graph encoder {encoder!r} cannot be pretrained from a stream: its "
             "k-nearest-neighbour graph, and the encoder file that target records attach to, "
             "hold every source record, so the source must fit in memory (a graph over 1M "
             "records builds on one machine, see docs/scale.md). Load the source as a Cohort "
             "and use graphxfer.pretrain (across processes with torchrun if need be), or "
-            f"stream with a tabular encoder {TABULAR_ENCODERS}"
+            f"stream with a tabular encoder {tabular_encoder_names()}"
         )
 
 

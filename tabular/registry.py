@@ -22,6 +22,8 @@ class Registry(Generic[T]):
     ... class Plain: ...
     >>> reg.get("plain") is Plain
     True
+    >>> reg.unregister("plain") is Plain, "plain" in reg
+    (True, False)
     """
 
     def __init__(self, kind: str) -> None:
@@ -41,6 +43,18 @@ class Registry(Generic[T]):
             return obj
 
         return decorator
+
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return the object it was registered with.
+
+        For entries that are wanted for a while only (a plug-in switched off, a test).
+        """
+        try:
+            return self._items.pop(name)
+        except KeyError:
+            raise RegistryError(
+                f"{self.kind} {name!r} is not registered; registered: {sorted(self._items)}"
+            ) from None
 
     def get(self, name: str) -> T:
         """The object registered as ``name``."""
@@ -63,5 +77,5 @@ class Registry(Generic[T]):
 
 
 ENCODERS: Registry[type] = Registry("encoder")
-"""Encoder network classes by name (``ft-transformer``, ``linear``, ``mlp``, ``tabnet``; graph
-encoders are added by ``graphxfer.graphs``)."""
+"""Tabular encoder network classes by name (``ft-transformer``, ``linear``, ``mlp``, ``tabnet``,
+registered when :mod:`tabular.encoders` is imported)."""

@@ -102,13 +102,13 @@ def test_interrupted_save_leaves_the_old_file_intact(
 ) -> None:
     write_model_file(target, _tensors(), {"version": "old"}, kind="encoder")
 
-    import graphxfer.modelfile as mf
+    import graphxfer.modelfile._write as writer
 
     def boom(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(mf, "atomic_replace_dir", boom)
-    monkeypatch.setattr(mf.os, "replace", boom)
+    monkeypatch.setattr(writer, "atomic_replace_dir", boom)
+    monkeypatch.setattr(writer.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
         write_model_file(target, {"w": torch.zeros(1)}, {"version": "new"}, kind="encoder")
     monkeypatch.undo()

@@ -359,10 +359,24 @@ def test_default_selection_on_heart(source: Cohort) -> None:
     assert board.seconds < 180
 
 
-def test_docstring_examples_run() -> None:
+@pytest.mark.parametrize("name", ["graphxfer.selection", "graphxfer.candidates"])
+def test_docstring_examples_run(name: str) -> None:
     import doctest
+    import importlib
 
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_parts_of_the_selection_import_from_graphxfer_selection() -> None:
+    import graphxfer.candidates
+    import graphxfer.folds
+    import graphxfer.leaderboard
     import graphxfer.selection
 
-    result = doctest.testmod(graphxfer.selection, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
+    for part in (graphxfer.candidates, graphxfer.folds, graphxfer.leaderboard):
+        for name in part.__all__:
+            if name in graphxfer.selection.__all__:
+                assert getattr(graphxfer.selection, name) is getattr(part, name), name
+    assert set(graphxfer.selection.__all__) <= set(dir(graphxfer.selection))

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from graphxfer._cli_cohorts import format_summary
 from graphxfer.cli._base import add_common, command
@@ -38,15 +36,11 @@ def _cohorts(args: argparse.Namespace) -> int:
 
     from graphxfer import datasets
 
-    loaders: list[tuple[str, Callable[..., Any]]] = [
-        ("Heart disease (UCI), 4 hospitals", datasets.load_heart_disease),
-        ("Student performance (UCI), 2 schools x 2 subjects", datasets.load_student_performance),
-        ("OULAD, 7 course modules", datasets.load_oulad),
-        ("Diabetes 130-US hospitals, admission sources", datasets.load_diabetes_130),
-    ]
     with pd.option_context("display.width", 160, "display.max_columns", 12):
-        for title, loader in loaders:
-            cohort = loader()
+        for name in datasets.dataset_names(bundled=True):
+            loader = datasets.dataset_loader(name)
+            cohort = loader.load()
+            title = f"{loader.title}, {loader.sites}"
             print(f"\n== {title}: {len(cohort):,} rows, {len(cohort.schema.features)} features")
             print(format_summary(cohort.summary()))
     return 0

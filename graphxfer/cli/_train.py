@@ -28,15 +28,17 @@ __all__ = ["early_stopping_note", "write_records"]
 
 # ---------------------------------------------------------------------- pretrain
 def _pretrain_arguments(p: argparse.ArgumentParser) -> None:
-    from graphxfer.encoder import GRAPH_ENCODERS, TABULAR_ENCODERS
+    from graphxfer.registry import EncoderNames
     from graphxfer.selection import CANDIDATE_SETS
 
     add_data(p, what="source cohort")
     add_columns(p)
+    # the names are read from the encoder registries when they are needed (metavar: not
+    # when the parser is built, which would import torch for every command)
     p.add_argument("--encoder", default="ft-transformer",
-                   choices=(*TABULAR_ENCODERS, *GRAPH_ENCODERS, "auto"),
-                   help="an encoder, or 'auto': chosen by leave-one-site-out validation on "
-                        "the source")  # fmt: skip
+                   choices=EncoderNames("auto"), metavar="ENCODER",
+                   help="the encoder: %(choices)s ('auto': chosen by leave-one-site-out "
+                        "validation on the source)")  # fmt: skip
     p.add_argument("--candidates", default="fast",
                    help=f"candidates of --encoder auto: {' or '.join(CANDIDATE_SETS)} "
                         "(default 'fast'), or a JSON file with a list of "

@@ -14,26 +14,11 @@ import pandas as pd
 
 from graphxfer.cohort import Cohort
 from graphxfer.encoder import Encoder, pretrain
+from graphxfer.evaluate._baselines import BASELINES, BaselineData, baseline_predictions
 from graphxfer.evaluate.metrics import METRICS, mean_ci, score_all
 from graphxfer.exceptions import GraphxferError, GraphxferWarning
 
 __all__ = ["BASELINES", "YARDSTICK", "TransferCurve", "transfer_curve"]
-
-BASELINES: dict[str, str] = {
-    "logistic-source": "logistic regression, source only",
-    "logistic": "logistic regression, target only",
-    "xgboost": "XGBoost, target only",
-    "logistic-pooled": "logistic regression, pooled (source + target)",
-    "xgboost-source": "XGBoost, source only",
-    "xgboost-pooled": "XGBoost, pooled (source + target)",
-    "zero-shot": "zero-shot source model (not fine-tuned)",
-}
-"""Reference methods, by name, and the label that tables and plots show for each. Logistic
-regression is :class:`tabular.baselines.LogisticBaseline`, XGBoost
-:class:`tabular.baselines.XGBoostBaseline`; *source only* is fitted on the source records,
-*target only* on the ``n`` target training persons, *pooled* on both (which needs the
-target's records shared: the non-private data-sharing reference). ``zero-shot`` is the
-pretrained encoder with its source head, not fine-tuned (supervised pretraining only)."""
 
 YARDSTICK: tuple[str, ...] = ("logistic-source", "logistic", "xgboost", "logistic-pooled")
 """The baselines every curve shows: the best model a target could build without the toolkit,
@@ -382,34 +367,5 @@ def _baseline_predictions(
     Models that never see target records (source only, zero-shot) are fitted once and kept
     in ``cache``.
     """
-    from tabular.baselines import LogisticBaseline, XGBoostBaseline
-
-    names = list(X_train.columns)
-
-    def pooled() -> tuple[pd.DataFrame, np.ndarray]:
-        X = pd.concat([source.X[names], X_train], ignore_index=True)
-        return X, np.concatenate([source.y, y_train])
-
-    if name == "xgboost":
-        model = XGBoostBaseline(n_estimators=100, max_depth=3, random_state=seed)
-        return model.fit(X_train, y_train).predict_proba(X_test)[:, 1]
-    if name == "logistic":
-        return LogisticBaseline().fit(X_train, y_train).predict_proba(X_test)[:, 1]
-    if name == "logistic-source":
-        if name not in cache:
-            cache[name] = LogisticBaseline().fit(source.X[names], source.y)
-        return cache[name].predict_proba(X_test)[:, 1]
-    if name == "xgboost-source":
-        if name not in cache:
-            cache[name] = XGBoostBaseline(random_state=0).fit(source.X[names], source.y)
-        return cache[name].predict_proba(X_test)[:, 1]
-    if name == "logistic-pooled":
-        return LogisticBaseline().fit(*pooled()).predict_proba(X_test)[:, 1]
-    if name == "xgboost-pooled":
-        return XGBoostBaseline(random_state=seed).fit(*pooled()).predict_proba(X_test)[:, 1]
-    if name == "zero-shot":
-        try:
-            return encoder.predict_proba(X_test)
-        except GraphxferError:  # no source outcome head (self-supervised pretraining)
-            return None
-    raise GraphxferError(f"unknown baseline {name!r}")
+    data = BaselineData(encoder, source, X_train, y_train, X_test, seed, cache)
+    return baseline_predictions(name, data)

@@ -5,7 +5,7 @@ records attached without breaking the privacy unit.
   (:func:`build_knn_graph`, :class:`KNNIndex`), or a relational graph through shared codes
   (:func:`build_code_graph`, :func:`project_code_graph`), checked by :func:`validate_graph`.
 * **Encoders** — GraphSAGE, GAT and GIN networks (:class:`GraphSAGEEncoder`,
-  :class:`GATEncoder`, :class:`GINEncoder`), registered in ``tabular.registry.ENCODERS``.
+  :class:`GATEncoder`, :class:`GINEncoder`), registered in ``graphxfer.registry.GRAPH_NETWORKS``.
 * **Pretraining** — :func:`pretrain_graph` (supervised, GraphMAE, Deep Graph Infomax) in
   vectorised neighbour-sampled mini-batches (:func:`sample_subgraph`).
 * **Attaching** — :meth:`GraphEncoder.attach` gives one row per target record from its own

@@ -42,11 +42,10 @@ from torch import nn
 
 from graphxfer.exceptions import GraphError
 from graphxfer.graphs._utils import check_choice, check_positive_int, state_to_cpu
-from graphxfer.graphs.encoders import ACTIVATIONS, MeanField, make_activation
+from graphxfer.graphs.encoders import ACTIVATIONS, MeanField, graph_encoder_class, make_activation
 
 __all__ = ["EVAL_BLOCK", "AttachLayout", "GraphAttachedClassifier"]
 
-_KINDS = ("graphsage", "gat", "gin")
 EVAL_BLOCK = 64
 """Rows per zero-padded block when a :class:`GraphAttachedClassifier` evaluates."""
 
@@ -111,8 +110,9 @@ class GraphAttachedClassifier(nn.Module):
         Width of the own dense features.
     hidden : int, default=64
     layers : int, default=2
-    kind : {"graphsage", "gat", "gin"}, default="graphsage"
-        The GNN it mirrors (GIN layers carry the rest of the GIN MLP as ``post``).
+    kind : str, default="graphsage"
+        The registered graph encoder it mirrors (``graphsage``, ``gat``, ``gin``...); the
+        layers of GIN carry the rest of the GIN MLP as ``post``.
     activation : {"relu", "elu", "gelu"}, default="relu"
     label_mean : bool, default=True
         Whether rows end with the neighbours' mean outcome (an extra input of ``head``).
@@ -161,7 +161,8 @@ class GraphAttachedClassifier(nn.Module):
             check_positive_int(layers, "layers"),
             bool(label_mean),
         )
-        self.kind = check_choice(kind, "kind", _KINDS)
+        network = graph_encoder_class(kind)
+        self.kind = kind
         self.activation = check_choice(activation, "activation", ACTIVATIONS)
         self.blocks = nn.ModuleList(
             [
@@ -169,7 +170,7 @@ class GraphAttachedClassifier(nn.Module):
                     nn.Linear(own_dim, hidden), nn.LayerNorm(hidden), make_activation(activation)
                 ),
                 *(
-                    MeanField(hidden, activation, gin_mlp=kind == "gin")
+                    MeanField(hidden, activation, gin_mlp=network.mean_field_mlp)
                     for _ in range(self.layout.layers)
                 ),
             ]

@@ -23,10 +23,10 @@ The convolutions:
 * ``gin`` — :class:`~torch_geometric.nn.conv.GINConv` with a trainable epsilon and the MLP
   ``Linear -> LayerNorm -> activation -> Linear``: ``MLP((1 + eps) · h_i + sum_j h_j)``.
 
-The networks are registered in :data:`tabular.registry.ENCODERS` under those names and share
-the interface of the tabular encoders: :meth:`GNNEncoder.config` / :meth:`GNNEncoder.from_config`
-(JSON), :meth:`GNNEncoder.embed`, :meth:`GNNEncoder.to_state` / :meth:`GNNEncoder.from_state`
-and :attr:`GNNEncoder.blocks` (ordered input to output).
+The networks are registered in :data:`graphxfer.registry.GRAPH_NETWORKS` under those names
+and share the interface of the tabular encoders: :meth:`GNNEncoder.config` /
+:meth:`GNNEncoder.from_config` (JSON), :meth:`GNNEncoder.embed`, :meth:`GNNEncoder.to_state` /
+:meth:`GNNEncoder.from_state` and :attr:`GNNEncoder.blocks` (ordered input to output).
 
 Shapes:
     - **input:** node features ``(n, in_channels)``, ``edge_index`` ``(2, E)``
@@ -43,7 +43,7 @@ from torch import nn
 from graphxfer.exceptions import GraphError
 from graphxfer.graphs._utils import check_choice, check_positive_int, state_to_cpu
 from graphxfer.graphs.sampling import NeighborTable
-from tabular.registry import ENCODERS
+from graphxfer.registry import GRAPH_NETWORKS
 
 __all__ = [
     "ACTIVATIONS",
@@ -62,10 +62,10 @@ E = TypeVar("E", bound="GNNEncoder")
 
 
 def graph_encoder_class(name: str) -> type[GNNEncoder]:
-    """The graph encoder network registered in :data:`tabular.registry.ENCODERS` as ``name``."""
-    found = ENCODERS.get(name) if name in ENCODERS else None
+    """The graph encoder network registered in :data:`graphxfer.registry.GRAPH_NETWORKS`."""
+    found = GRAPH_NETWORKS.get(name) if name in GRAPH_NETWORKS else None
     if found is None or not _is_graph_encoder(found):
-        names = [n for n in ENCODERS if _is_graph_encoder(ENCODERS.get(n))]
+        names = [n for n in GRAPH_NETWORKS if _is_graph_encoder(GRAPH_NETWORKS.get(n))]
         raise GraphError(f"{name!r} is not a graph encoder; choose one of {names}")
     return found
 
@@ -189,6 +189,8 @@ class GNNEncoder(nn.Module):
     """
 
     name: ClassVar[str] = ""
+    mean_field_mlp: ClassVar[bool] = False
+    """Whether :meth:`mean_field` layers end in the rest of an MLP (``MeanField.post``)."""
 
     def __init__(
         self, in_channels: int, *, hidden: int = 64, layers: int = 2, activation: str = "relu"
@@ -368,7 +370,7 @@ def _finish(field: MeanField, block: GraphConvBlock) -> MeanField:
     return field
 
 
-@ENCODERS.register("graphsage")
+@GRAPH_NETWORKS.register("graphsage")
 class GraphSAGEEncoder(GNNEncoder):
     """GraphSAGE with mean aggregation (see the module docstring).
 
@@ -399,7 +401,7 @@ class GraphSAGEEncoder(GNNEncoder):
         return _finish(field, block)
 
 
-@ENCODERS.register("gat")
+@GRAPH_NETWORKS.register("gat")
 class GATEncoder(GNNEncoder):
     """Graph attention with ``heads`` concatenated heads (see the module docstring).
 
@@ -455,11 +457,12 @@ class GATEncoder(GNNEncoder):
         return _finish(field, block)
 
 
-@ENCODERS.register("gin")
+@GRAPH_NETWORKS.register("gin")
 class GINEncoder(GNNEncoder):
     """Graph isomorphism network with a trainable epsilon (see the module docstring)."""
 
     name: ClassVar[str] = "gin"
+    mean_field_mlp: ClassVar[bool] = True
 
     def _make_conv(self, in_channels: int, out_channels: int) -> nn.Module:
         from torch_geometric.nn import GINConv
@@ -481,7 +484,7 @@ class GINEncoder(GNNEncoder):
         block = self._block(layer)
         conv: Any = block.conv
         first = conv.nn[0]
-        field = MeanField(self.hidden, self.activation, gin_mlp=True)
+        field = MeanField(self.hidden, self.activation, gin_mlp=self.mean_field_mlp)
         with torch.no_grad():
             field.lin_self.weight.copy_((1.0 + conv.eps) * first.weight)
             field.lin_neigh.weight.copy_(degree * first.weight)

@@ -31,18 +31,19 @@ at the same epoch with the same weights. See ``docs/scale.md``.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from graphxfer.exceptions import GraphError
+from graphxfer.graphs._inputs import build_graph, check_y, fanouts_per_layer, source_inputs
+from graphxfer.graphs._objectives import OBJECTIVES, Supervised, Task, TaskLoss, make_task
 from graphxfer.graphs._utils import (
-    as_float_tensor,
     check_choice,
     check_positive_int,
     init_parameters,
@@ -50,263 +51,13 @@ from graphxfer.graphs._utils import (
     resolve_device,
     seed_from,
 )
-from graphxfer.graphs.encoders import GNNEncoder, graph_encoder_class
-from graphxfer.graphs.features import DenseFeatures
+from graphxfer.graphs.encoders import graph_encoder_class
 from graphxfer.graphs.graph_encoder import GraphEncoder
-from graphxfer.graphs.knn import KNN_METHODS, KNNIndex, neighbors_to_edge_index
+from graphxfer.graphs.knn import KNN_METHODS
 from graphxfer.graphs.sampling import NeighborTable, iter_subgraphs, sample_subgraph
-from graphxfer.graphs.validate import validate_graph
-from tabular.distributed import (
-    DistributedInfo,
-    all_reduce_sum,
-    broadcast_object,
-    broadcast_tensor,
-    distributed_info,
-    shard_bounds,
-)
+from tabular.distributed import all_reduce_sum, distributed_info, shard_bounds
 
 __all__ = ["OBJECTIVES", "pretrain_graph"]
-
-OBJECTIVES = ("supervised", "graphmae", "dgi")
-
-
-# ---------------------------------------------------------------------- objectives
-class _Task(nn.Module):
-    """A pretraining objective: the network plus its extra modules and a loss."""
-
-    extra_hops = 0  # hops sampled beyond the encoder's layers
-
-    def loss(self, batch: Any, generator: torch.Generator) -> torch.Tensor:
-        raise NotImplementedError
-
-
-class _Supervised(_Task):
-    def __init__(self, net: GNNEncoder) -> None:
-        super().__init__()
-        self.net = net
-        self.head = nn.Linear(net.hidden, 1)
-
-    def loss(self, batch: Any, generator: torch.Generator) -> torch.Tensor:
-        z = self.net(batch.x, batch.edge_index)[: batch.batch_size]
-        logits = self.head(z).squeeze(-1)
-        return F.binary_cross_entropy_with_logits(logits, batch.y[: batch.batch_size])
-
-
-class _GraphMAE(_Task):
-    extra_hops = 1
-
-    def __init__(self, net: GNNEncoder, mask_rate: float, gamma: float = 2.0) -> None:
-        super().__init__()
-        self.net = net
-        self.mask_rate = mask_rate
-        self.gamma = gamma
-        self.mask_token = nn.Parameter(torch.zeros(1, net.in_channels))
-        self.to_decoder = nn.Linear(net.hidden, net.hidden, bias=False)
-        self.decoder = net.make_decoder(net.hidden, net.in_channels)
-
-    def loss(self, batch: Any, generator: torch.Generator) -> torch.Tensor:
-        n, seeds = batch.num_nodes, batch.batch_size
-        mask = torch.rand(n, generator=generator) < self.mask_rate
-        if not bool(mask[:seeds].any()):
-            mask[0] = True
-        mask = mask.to(batch.x.device)
-        x_in = torch.where(mask[:, None], self.mask_token, batch.x)
-        h = self.to_decoder(self.net(x_in, batch.edge_index))
-        h = h.masked_fill(mask[:, None], 0.0)
-        recon = self.decoder(h, batch.edge_index)
-        chosen = mask.clone()
-        chosen[seeds:] = False
-        cos = F.cosine_similarity(recon[chosen], batch.x[chosen], dim=1, eps=1e-8)
-        return (1.0 - cos).pow(self.gamma).mean()
-
-
-class _SeedEncoder(nn.Module):
-    def __init__(self, net: GNNEncoder) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, seeds: int) -> torch.Tensor:
-        return self.net(x, edge_index)[:seeds]
-
-
-class _Corruption:
-    """Shuffle node features (rows) with the current generator."""
-
-    def __init__(self) -> None:
-        self.generator: torch.Generator | None = None
-
-    def __call__(
-        self, x: torch.Tensor, edge_index: torch.Tensor, seeds: int
-    ) -> tuple[torch.Tensor, torch.Tensor, int]:
-        perm = torch.randperm(x.shape[0], generator=self.generator).to(x.device)
-        return x[perm], edge_index, seeds
-
-
-def _summary(z: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    return torch.sigmoid(z.mean(dim=0))
-
-
-class _DGI(_Task):
-    def __init__(self, net: GNNEncoder) -> None:
-        super().__init__()
-        from torch_geometric.nn import DeepGraphInfomax
-
-        self.net = net
-        self.corruption = _Corruption()
-        self.dgi = DeepGraphInfomax(
-            net.hidden, encoder=_SeedEncoder(net), summary=_summary, corruption=self.corruption
-        )
-
-    def loss(self, batch: Any, generator: torch.Generator) -> torch.Tensor:
-        self.corruption.generator = generator
-        pos, neg, summary = self.dgi(batch.x, batch.edge_index, batch.batch_size)
-        return self.dgi.loss(pos, neg, summary)
-
-
-# ---------------------------------------------------------------------- inputs
-def _source_inputs(
-    source: Any, featurizer: Any, max_categories: int
-) -> tuple[torch.Tensor, np.ndarray | None, Any, DenseFeatures | None]:
-    """``(dense x, y, featurizer, dense map)`` from a Cohort or a ``(features, y)`` pair."""
-    if hasattr(source, "schema") and hasattr(source, "X"):  # a Cohort
-        frame = source.X
-        if featurizer is None:
-            from tabular.featurizer import Featurizer
-
-            featurizer = Featurizer().fit(frame, source.schema.features)
-        batch = featurizer.transform(frame)
-        fitted = DenseFeatures(max_categories=max_categories).fit(
-            batch,
-            numeric_names=featurizer.numeric_columns_,
-            categorical_names=featurizer.categorical_columns_,
-        )
-        y = source.y if source.has_target else None
-        x = as_float_tensor(fitted.transform(batch), name="source features")
-        return x, y, featurizer, fitted
-    if isinstance(source, tuple) and len(source) == 2:
-        features, y = source
-        dense: DenseFeatures | None = None
-        if hasattr(features, "numeric") and hasattr(features, "categorical"):
-            dense = DenseFeatures(max_categories=max_categories).fit(
-                features,
-                numeric_names=getattr(featurizer, "numeric_columns_", None),
-                categorical_names=getattr(featurizer, "categorical_columns_", None),
-            )
-            features = dense.transform(features)
-        elif featurizer is not None:
-            raise GraphError("a featurizer only applies to a Cohort or a FeatureBatch source")
-        x = as_float_tensor(features, name="source features")
-        return x, None if y is None else np.asarray(y), featurizer, dense
-    raise GraphError(
-        "source must be a Cohort or a (features, y) pair (features: FeatureBatch or a 2-D float "
-        f"array; y: 0/1 outcomes or None), got {type(source).__name__}"
-    )
-
-
-def _check_y(y: np.ndarray | None, n: int, objective: str) -> torch.Tensor | None:
-    if y is None:
-        if objective == "supervised":
-            raise GraphError(
-                "objective='supervised' needs the source outcome; pass a Cohort with a target, "
-                "(features, y), or use objective='graphmae' or 'dgi'"
-            )
-        return None
-    y = np.asarray(y).reshape(-1)
-    if len(y) != n:
-        raise GraphError(f"y has {len(y)} entries for {n} source records")
-    try:
-        values = y.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise GraphError(f"y must hold 0/1 outcomes: {exc}") from exc
-    if not np.isin(values, (0.0, 1.0)).all():
-        raise GraphError("y must hold 0/1 outcomes only")
-    if objective == "supervised" and len(np.unique(values)) < 2:
-        raise GraphError(
-            "the source outcome holds a single class; supervised pretraining needs both"
-        )
-    return torch.as_tensor(values, dtype=torch.float32)
-
-
-def _fanouts(fanout: int | Sequence[int | None] | None, layers: int) -> list[int | None]:
-    if fanout is None or isinstance(fanout, (int, np.integer)):
-        fanouts: list[int | None] = [None if fanout is None else int(fanout)] * layers
-    else:
-        fanouts = [None if f is None else int(f) for f in fanout]
-    if len(fanouts) != layers:
-        raise GraphError(
-            f"fanout has {len(fanouts)} entries for {layers} layers; give one per layer"
-        )
-    if any(f is not None and f < 1 for f in fanouts):
-        raise GraphError(
-            f"fanouts must be positive integers or None (all neighbours), got {fanouts}"
-        )
-    return fanouts
-
-
-def _graph_edges(graph: Any) -> torch.Tensor:
-    """The ``edge_index`` of a ``Data`` graph, or ``graph`` itself as a tensor."""
-    edge_index = getattr(graph, "edge_index", graph)
-    try:
-        return torch.as_tensor(edge_index)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise GraphError(f"graph must be a PyG Data or an edge_index tensor: {exc}") from exc
-
-
-class _TaskLoss(nn.Module):
-    """A task whose forward pass is its loss (what DistributedDataParallel wraps)."""
-
-    def __init__(self, task: _Task) -> None:
-        super().__init__()
-        self.task = task
-
-    def forward(self, batch: Any, generator: torch.Generator) -> torch.Tensor:
-        return self.task.loss(batch, generator)
-
-
-def _build_graph(
-    x: torch.Tensor,
-    graph: Any,
-    k: int,
-    knn_method: str,
-    seed: int,
-    isolated: str,
-    info: DistributedInfo,
-) -> tuple[KNNIndex, torch.Tensor]:
-    """The attachment index and the validated source graph.
-
-    Under DDP only rank 0 searches neighbours (NN-descent is randomised and costly); the
-    other processes receive its graph, so every process trains on the same edges, and index
-    the source for exact search (fitting that index stores the points, nothing more).
-    """
-    from torch_geometric.data import Data
-
-    n = x.shape[0]
-    edge_index: torch.Tensor | None = None
-    error: str | None = None
-    if info.is_main:
-        try:
-            index = KNNIndex(k, method=knn_method, random_state=seed).fit(x)
-            if graph is None:
-                edge_index = neighbors_to_edge_index(index.neighbors())
-        except GraphError as exc:
-            error = str(exc)
-    else:
-        index = KNNIndex(k, method="exact", random_state=seed)
-    if info.active:
-        error = broadcast_object(error)
-    if error is not None:
-        raise GraphError(error)
-    if not info.is_main:
-        index.fit(x)
-    if graph is None:
-        if info.active:
-            edge_index = broadcast_tensor(edge_index)
-        policy = "error"
-    else:
-        edge_index = _graph_edges(graph)
-        policy = isolated
-    checked = validate_graph(Data(x=x, edge_index=edge_index, num_nodes=n), isolated=policy)
-    return index, checked.edge_index
 
 
 # ---------------------------------------------------------------------- training
@@ -345,7 +96,7 @@ def pretrain_graph(
         omitted); ``features`` may be a ``FeatureBatch`` or a dense float array, ``y`` the 0/1
         outcome or ``None``.
     encoder : {"graphsage", "gat", "gin"}, default="graphsage"
-        A graph encoder registered in :data:`tabular.registry.ENCODERS`.
+        A graph encoder registered in :data:`graphxfer.registry.GRAPH_NETWORKS`.
     objective : {"supervised", "graphmae", "dgi"}, default="supervised"
     featurizer : tabular.Featurizer, optional
         A featurizer already fitted on the source (to share it with tabular encoders).
@@ -408,7 +159,7 @@ def pretrain_graph(
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     patience = check_positive_int(patience, "patience")
-    fanouts = _fanouts(fanout, layers)
+    fanouts = fanouts_per_layer(fanout, layers)
     if not 0.0 < mask_rate < 1.0:
         raise GraphError(f"mask_rate must be in (0, 1), got {mask_rate}")
     if not 0.0 <= val_fraction < 1.0:
@@ -421,24 +172,18 @@ def pretrain_graph(
     seed = seed_from(random_state)
     seeds = np.random.default_rng(seed).integers(0, 2**62, size=4)
 
-    x, y_raw, featurizer, dense = _source_inputs(source, featurizer, max_categories)
+    x, y_raw, featurizer, dense = source_inputs(source, featurizer, max_categories)
     n = x.shape[0]
-    y = _check_y(y_raw, n, objective)
+    y = check_y(y_raw, n, objective)
     info = distributed_info()
-    index, edge_index = _build_graph(x, graph, k, knn_method, int(seeds[0]), isolated, info)
+    index, edge_index = build_graph(x, graph, k, knn_method, int(seeds[0]), isolated, info)
     table = NeighborTable.from_edge_index(edge_index, n)
 
     params: dict[str, Any] = {"hidden": hidden, "layers": layers}
-    if encoder_cls.name == "gat":
+    if "heads" in inspect.signature(encoder_cls).parameters:  # attention networks
         params["heads"] = heads
     net = encoder_cls(x.shape[1], **params)
-    task: _Task
-    if objective == "supervised":
-        task = _Supervised(net)
-    elif objective == "graphmae":
-        task = _GraphMAE(net, mask_rate)
-    else:
-        task = _DGI(net)
+    task: Task = make_task(objective, net, mask_rate=mask_rate)
     init_parameters(task, make_generator(int(seeds[1])))
     task.to(dev)
     hops: list[int | None] = fanouts + [fanouts[-1]] * int(task.extra_hops)
@@ -458,7 +203,7 @@ def pretrain_graph(
     if info.active:
         from torch.nn.parallel import DistributedDataParallel
 
-        model = DistributedDataParallel(_TaskLoss(task))
+        model = DistributedDataParallel(TaskLoss(task))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     # under DDP the global batch order comes from ``sample_gen`` (alike in every process);
     # neighbour sampling, masks and corruption from a generator of the process's own
@@ -553,7 +298,7 @@ def pretrain_graph(
     if best_state is not None:
         task.load_state_dict(best_state)
     task.cpu().eval()
-    head = task.head if isinstance(task, _Supervised) else None
+    head = task.head if isinstance(task, Supervised) else None
     return GraphEncoder(
         net,
         x,

@@ -11,6 +11,7 @@ from torch import nn
 from graphxfer.exceptions import GraphError
 from graphxfer.graphs import GATEncoder, GINEncoder, GNNEncoder, GraphSAGEEncoder
 from graphxfer.graphs._utils import init_parameters
+from graphxfer.registry import GRAPH_NETWORKS
 from tabular.registry import ENCODERS
 
 CLASSES = {"graphsage": GraphSAGEEncoder, "gat": GATEncoder, "gin": GINEncoder}
@@ -19,7 +20,8 @@ CLASSES = {"graphsage": GraphSAGEEncoder, "gat": GATEncoder, "gin": GINEncoder}
 @pytest.mark.parametrize("name", list(CLASSES))
 def test_registered_and_configurable(name: str) -> None:
     cls = CLASSES[name]
-    assert ENCODERS.get(name) is cls
+    assert GRAPH_NETWORKS.get(name) is cls
+    assert name not in ENCODERS  # the tabular registry holds tabular networks only
     net = cls(7, hidden=12, layers=3)
     init_parameters(net, torch.Generator().manual_seed(0))
     config = json.loads(json.dumps(net.config()))

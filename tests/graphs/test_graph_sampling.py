@@ -17,13 +17,13 @@ from graphxfer.graphs import (
     sample_subgraph,
 )
 from graphxfer.graphs._utils import init_parameters
-from tabular.registry import ENCODERS
+from graphxfer.registry import GRAPH_NETWORKS
 
 KINDS = ("graphsage", "gat", "gin")
 
 
 def _network(kind: str, in_channels: int, layers: int = 2) -> GNNEncoder:
-    net = ENCODERS.get(kind)(in_channels, hidden=16, layers=layers)
+    net = GRAPH_NETWORKS.get(kind)(in_channels, hidden=16, layers=layers)
     init_parameters(net, torch.Generator().manual_seed(0))
     # Non-trivial epsilon and biases, so that every term of each layer is exercised.
     with torch.no_grad():

@@ -1,9 +1,5 @@
-"""Pretrained encoders as users meet them: :func:`pretrain`, :class:`Encoder`, :func:`load_encoder`.
-
-An :class:`Encoder` wraps a tabular encoder (``tabular.TabularEncoder``) or a graph encoder
-(``graphxfer.graphs.GraphEncoder``) together with the source schema and a summary of the source
-cohort that holds no records: row counts, outcome rate, sites, and per-column marginal
-distributions (quantiles and category frequencies), from which SHAP backgrounds are drawn.
+"""The :class:`Encoder` users meet: a pretrained tabular or graph encoder with the source schema
+and a record-free source summary; saved with :meth:`Encoder.save`, read with :func:`load_encoder`.
 """
 
 from __future__ import annotations
@@ -19,108 +15,13 @@ import numpy as np
 import pandas as pd
 
 from graphxfer.cohort import Cohort
+from graphxfer.encoder._summary import background_from_summary
 from graphxfer.exceptions import GraphxferError, ModelFileError
 from graphxfer.modelfile import read_model_file, write_model_file
+from graphxfer.registry import graph_encoder_names, tabular_encoder_names
 from graphxfer.schema import Schema
 
-__all__ = ["GRAPH_ENCODERS", "TABULAR_ENCODERS", "Encoder", "load_encoder", "pretrain"]
-
-TABULAR_ENCODERS = ("ft-transformer", "linear", "mlp", "tabnet")
-GRAPH_ENCODERS = ("graphsage", "gat", "gin")
-_N_QUANTILES = 101
-
-
-def _as_source_cohort(source: Any) -> Cohort:
-    if not isinstance(source, Cohort):
-        raise GraphxferError(
-            f"pretrain needs a graphxfer.Cohort as source, got {type(source).__name__}; "
-            "build one with Cohort(df, Schema.infer(df, target=...))"
-        )
-    return source
-
-
-def source_summary(cohort: Cohort) -> dict[str, Any]:
-    """A description of a cohort that holds no individual record.
-
-    Counts, outcome rate, sites, and per feature column the share missing plus either 101
-    quantiles (numeric) or category frequencies (categorical, binary, ordinal).
-    """
-    X = cohort.X
-    marginals: dict[str, Any] = {}
-    for col in cohort.schema.features:
-        values = X[col.name]
-        missing = float(values.isna().mean())
-        observed = values.dropna()
-        if col.kind == "numeric":
-            if len(observed):
-                q = np.quantile(observed.to_numpy(dtype=float), np.linspace(0, 1, _N_QUANTILES))
-                quantiles = [float(v) for v in q]
-            else:
-                quantiles = []
-            marginals[col.name] = {"kind": "numeric", "missing": missing, "quantiles": quantiles}
-        else:
-            freq = observed.astype(str).value_counts(normalize=True)
-            marginals[col.name] = {
-                "kind": col.kind,
-                "missing": missing,
-                "frequencies": {str(k): float(v) for k, v in freq.items()},
-            }
-    groups = cohort.groups
-    summary: dict[str, Any] = {
-        "name": cohort.name,
-        "n_rows": len(cohort),
-        "n_persons": cohort.n_persons,
-        "positive_rate": float(cohort.y.mean()) if cohort.has_target else None,
-        "sites": (
-            {str(k): int(v) for k, v in groups.value_counts(sort=False).items()}
-            if groups is not None
-            else None
-        ),
-        "marginals": marginals,
-    }
-    return summary
-
-
-def background_from_summary(
-    summary: dict[str, Any], schema: Schema, n: int, random_state: int | None = None
-) -> pd.DataFrame:
-    """``n`` synthetic records drawn independently per column from the source marginals.
-
-    SHAP's independent masker assumes independent features, so independent draws from the
-    source marginals are the background it needs, without shipping any source record.
-    """
-    rng = np.random.default_rng(random_state)
-    out: dict[str, Any] = {}
-    marginals = summary.get("marginals", {})
-    for col in schema.features:
-        m = marginals.get(col.name)
-        if m is None:
-            out[col.name] = np.full(n, np.nan)
-            continue
-        miss = rng.random(n) < m["missing"]
-        if m["kind"] == "numeric":
-            q = np.asarray(m["quantiles"], dtype=float)
-            if q.size == 0:
-                values = np.full(n, np.nan)
-            else:
-                values = np.interp(rng.random(n), np.linspace(0, 1, q.size), q)
-            values[miss] = np.nan
-            out[col.name] = values
-        else:
-            labels = list(m["frequencies"])
-            if not labels:
-                out[col.name] = np.full(n, np.nan, dtype=object)
-                continue
-            p = np.asarray(list(m["frequencies"].values()), dtype=float)
-            draws = rng.choice(np.asarray(labels, dtype=object), size=n, p=p / p.sum())
-            if m["kind"] == "binary":
-                col_values: Any = np.asarray([float(v) for v in draws])
-                col_values[miss] = np.nan
-            else:
-                col_values = draws.astype(object)
-                col_values[miss] = np.nan
-            out[col.name] = col_values
-    return pd.DataFrame(out)
+__all__ = ["Encoder", "copy_encoder", "load_encoder"]
 
 
 class Encoder:
@@ -361,17 +262,19 @@ class Encoder:
 
 def _inner_class(name: str, kind: str) -> Any:
     if kind == "tabular":
-        if name not in TABULAR_ENCODERS:
+        known = tabular_encoder_names()
+        if name not in known:
             raise ModelFileError(
-                f"the file names an unknown tabular encoder {name!r}; known: {TABULAR_ENCODERS}"
+                f"the file names an unknown tabular encoder {name!r}; known: {known}"
             )
         from tabular import TabularEncoder
 
         return TabularEncoder
     if kind == "graph":
-        if name not in GRAPH_ENCODERS:
+        known = graph_encoder_names()
+        if name not in known:
             raise ModelFileError(
-                f"the file names an unknown graph encoder {name!r}; known: {GRAPH_ENCODERS}"
+                f"the file names an unknown graph encoder {name!r}; known: {known}"
             )
         from graphxfer.graphs import GraphEncoder
 
@@ -424,151 +327,6 @@ def load_encoder(path: str | os.PathLike[str], *, key: bytes | str | None = None
     """
     tensors, meta = read_model_file(path, kind="encoder", key=key)
     return Encoder.from_state(tensors, meta)
-
-
-def pretrain(
-    source: Cohort,
-    encoder: str = "ft-transformer",
-    objective: str = "supervised",
-    **params: Any,
-) -> Encoder:
-    """Pretrain an encoder on a source cohort.
-
-    Parameters
-    ----------
-    source : Cohort
-        The source cohort (public to the target institutions). Preprocessing is fitted here.
-    encoder : str, default="ft-transformer"
-        ``ft-transformer``, ``mlp``, ``tabnet`` (tabular) or ``graphsage``, ``gat``, ``gin``
-        (graph encoders over a k-nearest-neighbour graph of the source records), or
-        ``"auto"``: choose the encoder, objective and regularisation by leave-one-site-out
-        validation on the source (:func:`graphxfer.selection.select_encoder`), then pretrain
-        the winner on the whole source. With ``"auto"``, ``params`` are those of
-        ``select_encoder`` (``candidates``, ``cv``, ``max_folds``, ``max_rows``,
-        ``random_state``, ``device``, ``progress``) and the leaderboard is kept in
-        ``Encoder.metadata["selection"]``; then the differentially private fine-tuning
-        hyper-parameters are chosen by simulating small targets on held-out source sites
-        (:func:`graphxfer.tuning.tune_private`) and kept in ``Encoder.metadata["dp_presets"]``
-        (``dp_presets=False`` skips this, a dict passes options such as ``sizes`` and
-        ``epsilons`` to ``tune_private``). Supervised pretraining of any encoder also stores
-        the source head's Fisher information (``metadata["head_precision"]``), the prior of
-        the ``anchored`` fine-tuning strategy.
-    objective : str, default="supervised"
-        Tabular: ``supervised``, ``masked``, ``contrastive``, ``supervised+masked``.
-        Graph: ``supervised``, ``graphmae``, ``dgi``.
-    **params
-        Passed to :func:`tabular.pretrain` or :func:`graphxfer.graphs.pretrain_graph`
-        (``epochs``, ``batch_size``, ``random_state``, ``device``, ``progress``...).
-
-    Returns
-    -------
-    Encoder
-
-    Examples
-    --------
-    >>> from graphxfer import datasets, pretrain
-    >>> heart = datasets.load_heart_disease(sites=["cleveland", "hungarian"])
-    >>> enc = pretrain(heart, "mlp", epochs=2, progress=False, random_state=0)
-    >>> enc.embed(heart).shape[0]
-    597
-    """
-    source = _as_source_cohort(source)
-    if encoder == "auto":
-        return _pretrain_auto(source, objective, params)
-    summary = source_summary(source)
-    schema = source.schema.copy()
-    if encoder in TABULAR_ENCODERS:
-        import tabular
-
-        y = source.y if source.has_target else None
-        import tabular.encoders
-        from tabular.registry import ENCODERS as _NETWORKS
-
-        # encoder-specific training defaults (e.g. the linear encoder's), below the user's
-        defaults = getattr(_NETWORKS.get(encoder), "pretraining_defaults", None) or {}
-        params = {**defaults, **params}
-        inner = tabular.pretrain(
-            source.X,
-            columns=schema.features,
-            y=y,
-            encoder=encoder,
-            objective=objective,
-            **params,
-        )
-        enc = Encoder(inner, schema=schema, source_summary=summary, kind="tabular")
-        return _with_source_prior(enc, source)
-    if encoder in GRAPH_ENCODERS:
-        from graphxfer.graphs import pretrain_graph
-
-        inner = pretrain_graph(source, encoder=encoder, objective=objective, **params)
-        enc = Encoder(inner, schema=schema, source_summary=summary, kind="graph")
-        return _with_source_prior(enc, source)
-    raise GraphxferError(
-        f"unknown encoder {encoder!r}; choose one of {TABULAR_ENCODERS + GRAPH_ENCODERS}"
-    )
-
-
-def _with_source_prior(encoder: Encoder, source: Cohort) -> Encoder:
-    """Store the source head's Fisher information (the prior of anchored fine-tuning).
-
-    Only for encoders with a source outcome head (supervised pretraining). The matrix is an
-    aggregate of the source records, which are public to the target.
-    """
-    from graphxfer.anchoring import head_precision
-
-    head = encoder.source_head
-    if head is None:
-        return encoder
-    import torch
-
-    module, make_inputs, _ = encoder.fine_tunable(list(encoder.schema.features), random_state=0)
-    stored = head_precision(module, make_inputs(source.X))
-    k = int(stored["dim"])
-    values = np.asarray(stored["values"])
-    diag = np.diag(values.reshape(k, k)) if stored["kind"] == "full" else values
-    unseen = np.flatnonzero(diag[:-1] == 0)
-    if len(unseen) and isinstance(getattr(head, "weight", None), torch.Tensor):
-        # an embedding feature that is 0 for every source record (e.g. the missing flag of a
-        # column the source always records) never received a gradient: its coefficient is
-        # its random initial value, not knowledge; 0 is what the source says about it
-        with torch.no_grad():
-            head.weight[:, torch.as_tensor(unseen)] = 0.0
-    encoder.metadata["head_precision"] = stored
-    return encoder
-
-
-def _pretrain_auto(source: Cohort, objective: str, params: dict[str, Any]) -> Encoder:
-    """``pretrain(source, "auto")``: :func:`graphxfer.selection.select_encoder`."""
-    import inspect
-
-    from graphxfer.selection import select_encoder
-
-    if objective != "supervised":
-        raise GraphxferError(
-            f"with encoder='auto' the objective is chosen among the candidates (got "
-            f"objective={objective!r}); pass candidates=[{{'encoder': ..., 'objective': ..., "
-            "'params': {...}}, ...] to choose which"
-        )
-    accepted = [p for p in inspect.signature(select_encoder).parameters if p != "source"]
-    accepted.append("dp_presets")
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise GraphxferError(
-            f"with encoder='auto', {unknown} are not options (each candidate carries its own "
-            f"pretraining parameters); accepted: {accepted}"
-        )
-    tune = params.pop("dp_presets", True)
-    progress = bool(params.get("progress", True))
-    encoder = select_encoder(source, **params)
-    if tune and source.has_target:
-        from graphxfer.tuning import tune_private
-
-        seed = params.get("random_state", 0)
-        options = dict(tune) if isinstance(tune, dict) else {}
-        options.setdefault("random_state", seed if isinstance(seed, int) else 0)
-        options.setdefault("progress", progress)
-        encoder.metadata["dp_presets"] = tune_private(source, encoder, **options)
-    return encoder
 
 
 def copy_encoder(encoder: Encoder) -> Encoder:
