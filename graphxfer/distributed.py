@@ -377,18 +377,21 @@ def launch_pretrain(args: argparse.Namespace) -> int:
 
 def _worker(payload: str) -> int:
     """One process of a launched ``graphxfer pretrain`` (``python -m graphxfer.distributed``)."""
-    import torch
     import torch.distributed as dist
 
     from graphxfer._cli_cohorts import load_cohort
     from graphxfer.encoder import pretrain
     from tabular.distributed import distributed_info, init_from_env
     from tabular.exceptions import TabularError
+    from tabular.loop import resolve_device
 
     args = argparse.Namespace(**json.loads(payload))
-    device = args.device
-    if device == "auto" and torch.cuda.is_available():
-        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    try:  # "auto": this process's own GPU on its machine, when there are GPUs
+        device = resolve_device(args.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    except TabularError as exc:
+        rank = os.environ.get("RANK", "0")
+        print(f"graphxfer pretrain (rank {rank}): error: {exc}", file=sys.stderr)
+        return 2
     created = init_from_env(device=device)
     try:
         info = distributed_info()

@@ -82,10 +82,13 @@ class EarlyStopping:
     ----------
     patience : int
         Epochs without a better validation loss before :meth:`step` says stop.
+    min_delta : float, default=0.0
+        How much lower than the best so far a validation loss must be to count as better.
     """
 
-    def __init__(self, patience: int) -> None:
+    def __init__(self, patience: int, *, min_delta: float = 0.0) -> None:
         self.patience = patience
+        self.min_delta = min_delta
         self.best_loss = math.inf
         self.best_epoch = 0
         self.stale = 0
@@ -96,7 +99,7 @@ class EarlyStopping:
         if val_loss is None:
             self.best_epoch = epoch
             return False
-        if val_loss < self.best_loss:
+        if val_loss < self.best_loss - self.min_delta:
             self.best_loss, self.best_epoch, self.stale = val_loss, epoch, 0
             self._best_state = tuple(state_to_cpu(m) for m in modules)
             return False
@@ -155,6 +158,7 @@ def run_epochs(
     desc: str,
     progress: bool,
     steps_per_epoch: int | None = None,
+    min_delta: float = 0.0,
 ) -> tuple[list[dict[str, Any]], int]:
     """Train for at most ``epochs`` epochs with early stopping; restore the best weights.
 
@@ -175,6 +179,8 @@ def run_epochs(
         Show the progress bar (only on a terminal).
     steps_per_epoch : int, optional
         Count the bar in steps (``epochs * steps_per_epoch`` of them) instead of epochs.
+    min_delta : float, default=0.0
+        See :class:`EarlyStopping`.
 
     Returns
     -------
@@ -201,7 +207,7 @@ def run_epochs(
         enabled=progress,
     )
     advance: Callable[[int], None] = bar.update if by_step else _ignore
-    stopper = EarlyStopping(patience)
+    stopper = EarlyStopping(patience, min_delta=min_delta)
     history: list[dict[str, Any]] = []
     try:
         for epoch in range(1, epochs + 1):

@@ -1,4 +1,5 @@
-"""Small helpers shared by the graph modules: devices, seeds, parameter initialisation."""
+"""Small helpers shared by the graph modules: seeds, checks, parameter initialisation (devices
+come from :func:`tabular.loop.resolve_device`)."""
 
 from __future__ import annotations
 
@@ -16,23 +17,9 @@ __all__ = [
     "check_positive_int",
     "init_parameters",
     "make_generator",
-    "resolve_device",
     "seed_from",
     "state_to_cpu",
 ]
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` means CUDA when present, else CPU; anything else is passed to torch."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise GraphError(f"device={device!r} is not a torch device: {exc}") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise GraphError(f"device={device!r} was requested but CUDA is not available")
-    return resolved
 
 
 def seed_from(random_state: int | np.random.Generator | None) -> int:

@@ -17,7 +17,8 @@ Three objectives:
 
 Large graphs train in mini-batches of seed records with sampled neighbourhoods
 (:mod:`graphxfer.graphs.sampling`); one extra hop is sampled for GraphMAE's decoder. A
-validation split of the source nodes drives early stopping; the best weights are kept. All
+validation split of the source nodes drives early stopping in :func:`tabular.loop.run_epochs`,
+the epoch loop of every pretraining; the best weights are kept. All
 randomness — initialisation, splits, sampling, masks, corruption — comes from ``torch.Generator``
 objects seeded from ``random_state``; torch's global generator is never seeded.
 
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,6 @@ from graphxfer.graphs._utils import (
     check_positive_int,
     init_parameters,
     make_generator,
-    resolve_device,
     seed_from,
 )
 from graphxfer.graphs.encoders import graph_encoder_class
@@ -56,8 +56,13 @@ from graphxfer.graphs.graph_encoder import GraphEncoder
 from graphxfer.graphs.knn import KNN_METHODS
 from graphxfer.graphs.sampling import NeighborTable, iter_subgraphs, sample_subgraph
 from tabular.distributed import all_reduce_sum, distributed_info, shard_bounds
+from tabular.exceptions import TabularError
+from tabular.loop import EpochResult, resolve_device, run_epochs
 
 __all__ = ["OBJECTIVES", "pretrain_graph"]
+
+_MIN_DELTA = 1e-6
+"""How much lower than the best so far a validation loss must be to reset the patience."""
 
 
 # ---------------------------------------------------------------------- training
@@ -132,16 +137,19 @@ def pretrain_graph(
         Handling of isolated nodes in a given ``graph`` (see :func:`validate_graph`).
     random_state : int, numpy Generator or None
     device : str or torch.device, default="auto"
-        CUDA when available, else CPU. Sampling runs on the CPU.
+        CUDA when available, else CPU (``cuda:LOCAL_RANK`` under ``torchrun``). Sampling runs
+        on the CPU.
     progress : bool, default=True
         Show a tqdm progress bar over epochs (on a terminal only).
 
     Returns
     -------
     GraphEncoder
-        With ``history_`` (per-epoch ``train_loss``, ``val_loss`` and ``world_size``, the
-        number of processes). Under ``torchrun`` every process returns the trained encoder;
-        save it from rank 0, whose neighbour index built the graph.
+        With ``history_`` (per-epoch ``epoch``, ``train_loss``, ``val_loss`` and
+        ``world_size``, the number of processes; no timing, so that runs with the same
+        ``random_state`` give identical histories). Under ``torchrun`` every process
+        returns the trained encoder; save it from rank 0, whose neighbour index built the
+        graph.
 
     Raises
     ------
@@ -149,8 +157,6 @@ def pretrain_graph(
         Bad parameters, a source without outcome for ``"supervised"``, non-finite features, or
         a malformed graph.
     """
-    from tqdm.auto import tqdm
-
     encoder_cls = graph_encoder_class(encoder)
     check_choice(objective, "objective", OBJECTIVES)
     check_choice(knn_method, "knn_method", KNN_METHODS)
@@ -168,14 +174,17 @@ def pretrain_graph(
         raise GraphError(
             f"lr must be positive and weight_decay non-negative, got {lr}, {weight_decay}"
         )
-    dev = resolve_device(device)
+    info = distributed_info()
+    try:
+        dev = resolve_device(device, local_rank=info.local_rank if info.active else None)
+    except TabularError as exc:
+        raise GraphError(str(exc)) from exc
     seed = seed_from(random_state)
     seeds = np.random.default_rng(seed).integers(0, 2**62, size=4)
 
     x, y_raw, featurizer, dense = source_inputs(source, featurizer, max_categories)
     n = x.shape[0]
     y = check_y(y_raw, n, objective)
-    info = distributed_info()
     index, edge_index = build_graph(x, graph, k, knn_method, int(seeds[0]), isolated, info)
     table = NeighborTable.from_edge_index(edge_index, n)
 
@@ -263,40 +272,31 @@ def pretrain_graph(
             count += batch.batch_size
         return total / max(count, 1)
 
-    history: list[dict[str, Any]] = []
-    best_state: dict[str, torch.Tensor] | None = None
-    best_loss, waited = math.inf, 0
-    label = f"{encoder}/{objective}" + (f" x{info.world_size}" if info.active else "")
-    bar = tqdm(  # disable=None: a bar only on a terminal
-        range(epochs), desc=label, disable=None if progress and info.is_main else True, leave=False
-    )
-    for epoch in bar:
+    def epoch_fn(epoch: int, advance: Callable[[int], None]) -> EpochResult:
         train_loss = run(train_nodes, rank_gen, True)
         val_loss = None
         if n_val:
             val_loss = run(val_nodes, make_generator(int(seeds[3]) + info.rank), False)
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "world_size": info.world_size,
-            }
-        )
-        bar.set_postfix(
-            train=f"{train_loss:.4f}", val="-" if val_loss is None else f"{val_loss:.4f}"
-        )
-        if val_loss is not None:
-            if val_loss < best_loss - 1e-6:
-                best_loss, waited = val_loss, 0
-                best_state = {k_: v.detach().clone() for k_, v in task.state_dict().items()}
-            else:
-                waited += 1
-                if waited >= patience:
-                    break
-    bar.close()
-    if best_state is not None:
-        task.load_state_dict(best_state)
+        return EpochResult(train_loss=train_loss, val_loss=val_loss)
+
+    rows, _ = run_epochs(  # the best weights of ``task`` are restored
+        epoch_fn,
+        epochs=epochs,
+        patience=patience,
+        modules=[task],
+        desc=f"{encoder}/{objective}" + (f" x{info.world_size}" if info.active else ""),
+        progress=progress and info.is_main,
+        min_delta=_MIN_DELTA,
+    )
+    history = [
+        {
+            "epoch": row["epoch"],
+            "train_loss": row["train_loss"],
+            "val_loss": row["val_loss"],
+            "world_size": info.world_size,
+        }
+        for row in rows
+    ]
     task.cpu().eval()
     head = task.head if isinstance(task, Supervised) else None
     return GraphEncoder(

@@ -174,6 +174,16 @@ def test_single_process_history_records_one_process() -> None:
     assert enc.history_[0]["world_size"] == 1
 
 
+def test_a_launched_process_refuses_a_device_it_cannot_use(capsys, monkeypatch) -> None:
+    from graphxfer.distributed import _worker
+
+    monkeypatch.setenv("RANK", "1")
+    assert _worker(json.dumps({"device": "no-such-device", "encoder": "graphsage"})) == 2
+    assert "(rank 1): error: device='no-such-device' is not a torch device" in (
+        capsys.readouterr().err
+    )
+
+
 def test_a_process_without_validation_records_leaves_the_loss_intact(ddp_runs: Path) -> None:
     from graphxfer.graphs import pretrain_graph
 

@@ -85,6 +85,19 @@ def test_early_stopping_keeps_the_best_weights(arrays) -> None:
     assert all(h["val_loss"] is None for h in tiny.history_)
 
 
+def test_early_stopping_restores_the_weights_of_the_best_epoch(arrays) -> None:
+    x, y = arrays
+    stopped = _fit((x, y), epochs=60, lr=5e-2, patience=2)
+    history = stopped.history_
+    assert all(set(row) == {"epoch", "train_loss", "val_loss", "world_size"} for row in history)
+    best = min(history, key=lambda row: row["val_loss"])["epoch"]
+    assert best < history[-1]["epoch"]  # it stopped after epochs without improvement
+    # the same seed trained for exactly the best number of epochs ends with the same weights
+    shorter = _fit((x, y), epochs=best, lr=5e-2, patience=2)
+    assert shorter.history_ == history[:best]
+    assert torch.equal(stopped.source_embeddings, shorter.source_embeddings)
+
+
 def test_from_a_cohort_with_a_shared_featurizer(source_cohort: Cohort, target_frame) -> None:
     featurizer = Featurizer().fit(source_cohort.X, source_cohort.schema.features)
     fitted = _fit(source_cohort, featurizer=featurizer, epochs=2, encoder="gin")

@@ -40,6 +40,24 @@ def test_history_early_stopping_and_the_best_weights() -> None:
     assert best == 2 and float(net.weight.detach()) == 2.0  # the weights of epoch 2 are back
 
 
+def test_an_improvement_under_min_delta_does_not_count() -> None:
+    net = torch.nn.Linear(1, 1)
+    val = {1: 0.5, 2: 0.4999, 3: 0.3, 4: 0.2999}
+
+    def epoch_fn(epoch: int, advance) -> EpochResult:
+        _set(net, float(epoch))
+        return EpochResult(train_loss=1.0, val_loss=val[epoch])
+
+    history, best = run_epochs(
+        epoch_fn, epochs=4, patience=2, modules=[net], desc="t", progress=False, min_delta=1e-3
+    )
+    assert len(history) == 4 and best == 3 and float(net.weight.detach()) == 3.0
+    history, best = run_epochs(
+        epoch_fn, epochs=4, patience=1, modules=[net], desc="t", progress=False, min_delta=1e-3
+    )
+    assert len(history) == 2 and best == 1 and float(net.weight.detach()) == 1.0
+
+
 def test_rows_give_the_throughput_and_steps_move_the_bar(monkeypatch) -> None:
     terminal = _Terminal()
     monkeypatch.setattr("sys.stderr", terminal)
