@@ -953,25 +953,25 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         return self._proba_of(self.transform_features(X))
 
     def torch_explain_parts(self) -> dict[str, Any]:
-        """The differentiable path used by the ``deep`` and ``gradient`` explainers.
+        """The network's per-column path: used by the ``deep`` and ``gradient`` explainers,
+        and by ``exact`` and ``permutation`` as their fast inference path.
 
-        Internal inputs are the per-column inputs of the tabular encoder: for a network that
-        exposes them (``column_inputs``, ``column_groups`` and ``from_column_inputs``, as the
-        ``linear`` encoder does) those; for the ``mlp`` and ``ft-transformer`` encoders the
-        per-column tokens (one ``d``-vector per column and record, after the value, missing
-        flag or category is embedded). The rest of the network maps them to the log-odds.
-        Attributions of a column's inputs are summed into that column.
+        ``encode`` translates records in the model's columns into the network's per-column
+        inputs once (validation, the featurizer and the network's public ``column_inputs``:
+        the linear encoder's features, the mlp's and ft-transformer's column tokens, one
+        ``d``-vector per column and record); ``module`` maps such inputs to the log-odds
+        (``from_column_inputs`` and the head), with no validation or featurisation per call;
+        ``groups`` names the inputs of each column, whose attributions are summed into it.
         """
         import torch
         from torch import nn
 
         self._check_fitted()
         net = self.module_.network
-        exposes_inputs = callable(getattr(net, "column_inputs", None))
         if (
             self.fallback_ is not None
             or self.encoder_.kind != "tabular"
-            or not (exposes_inputs or net.name in ("mlp", "ft-transformer"))
+            or not callable(getattr(net, "column_inputs", None))
             or getattr(net, "missing", "token") == "drop"
         ):
             raise GraphxferError(
@@ -981,73 +981,27 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         head = self.module_.head
         make_inputs = self._make_inputs
         device = next(self.module_.parameters()).device  # the head always has parameters
-        groups: dict[str, list[int]] = {str(name): [] for name in self.feature_names_in_}
 
-        if exposes_inputs:
-
-            class _Inputs(nn.Module):
-                def __init__(self) -> None:
-                    super().__init__()
-                    self.net = net
-                    self.head = head
-
-                def forward(self, flat: torch.Tensor) -> torch.Tensor:
-                    return self.head(self.net.from_column_inputs(flat)).reshape(-1)
-
-            def encode_inputs(frame: pd.DataFrame) -> torch.Tensor:
-                numeric, missing, categorical = make_inputs(self._model_space(frame))
-                with torch.no_grad():
-                    flat = net.column_inputs(
-                        numeric.to(device), missing.to(device), categorical.to(device)
-                    )
-                return flat.cpu()
-
-            groups.update({str(c): list(v) for c, v in net.column_groups().items()})
-            return {"module": _Inputs().eval(), "encode": encode_inputs, "groups": groups}
-
-        present = [net.numeric_columns[j] for j, _ in net._numeric_present] + [
-            net.categorical_columns[j] for j, _ in net._categorical_present
-        ]
-        is_ft = net.name == "ft-transformer"
-        tokenizer = net.tokenizer.columns if is_ft else net.tokenizer
-        d = int(tokenizer.d)
-        k = len(present)
-
-        class _Body(nn.Module):
+        class _Inputs(nn.Module):
             def __init__(self) -> None:
                 super().__init__()
                 self.net = net
                 self.head = head
 
             def forward(self, flat: torch.Tensor) -> torch.Tensor:
-                tokens = flat.reshape(flat.shape[0], k, d)
-                if is_ft:
-                    zeros = torch.zeros(flat.shape[0], 1, dtype=torch.long, device=flat.device)
-                    x = torch.cat((self.net.tokenizer.cls(zeros).to(flat.dtype), tokens), dim=1)
-                    for layer in self.net.layers:
-                        x = layer(x, None)
-                    x = x[:, 0]
-                else:
-                    x = tokens.sum(dim=1)
-                    for layer in self.net.layers:
-                        x = layer(x)
-                return self.head(x).reshape(-1)
+                return self.head(self.net.from_column_inputs(flat)).reshape(-1)
 
         def encode(frame: pd.DataFrame) -> torch.Tensor:
             numeric, missing, categorical = make_inputs(self._model_space(frame))
             with torch.no_grad():
-                tokens = tokenizer(
-                    numeric.to(device),
-                    missing.to(device),
-                    categorical.to(device),
-                    net._numeric_present,
-                    net._categorical_present,
+                flat = net.column_inputs(
+                    numeric.to(device), missing.to(device), categorical.to(device)
                 )
-            return tokens.reshape(tokens.shape[0], -1).cpu()
+            return flat.cpu()
 
-        for j, name in enumerate(present):
-            groups[str(name)] = list(range(j * d, (j + 1) * d))
-        return {"module": _Body().eval(), "encode": encode, "groups": groups}
+        groups: dict[str, list[int]] = {str(name): [] for name in self.feature_names_in_}
+        groups.update({str(c): list(v) for c, v in net.column_groups().items()})
+        return {"module": _Inputs().eval(), "encode": encode, "groups": groups}
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted class (threshold 0.5)."""

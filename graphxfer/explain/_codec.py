@@ -20,7 +20,15 @@ from graphxfer.cohort import Cohort
 from graphxfer.explain.exceptions import ExplanationError
 from graphxfer.schema import Column, Schema, canonical_label
 
-__all__ = ["FeatureCodec", "as_frame", "labels_of", "model_columns", "require_columns"]
+__all__ = [
+    "FeatureCodec",
+    "as_frame",
+    "column_codes",
+    "distinct_rows",
+    "labels_of",
+    "model_columns",
+    "require_columns",
+]
 
 _CODED = ("categorical", "ordinal")
 
@@ -225,3 +233,29 @@ class FeatureCodec:
 def labels_of(series: pd.Series) -> pd.Series:
     """Canonical string labels of a coded column (NaN where missing)."""
     return series.astype(object).map(canonical_label).astype(object)
+
+
+def column_codes(matrix: np.ndarray) -> np.ndarray:
+    """Integer codes of the values of each column of a codec matrix: equal values (two
+    missing values included) share a code. Shapes: ``[n, m]`` -> ``[n, m]``."""
+    codes = np.empty(matrix.shape, dtype=np.int64)
+    for j in range(matrix.shape[1]):
+        codes[:, j] = np.unique(matrix[:, j], return_inverse=True)[1].reshape(-1)
+    return codes
+
+
+def distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the distinct rows of a codec matrix first appear (in that order), and for every
+    row the position of its distinct row among them; missing values are equal.
+
+    Shapes: ``[n, m]`` -> ``[d]``, ``[n]``.
+    """
+    if len(matrix) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    _, first, inverse = np.unique(
+        column_codes(matrix), axis=0, return_index=True, return_inverse=True
+    )
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return first[order], rank[inverse.reshape(-1)]

@@ -6,21 +6,34 @@ columns and base values ``[n]`` on the task's scale.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from graphxfer.exceptions import GraphxferError
+from graphxfer.explain._background import Weighted, split_rows
 from graphxfer.explain._codec import FeatureCodec
-from graphxfer.explain._model import ModelFunction
-from graphxfer.explain._torch import expected_gradients, torch_parts
+from graphxfer.explain._rows import FrameRows, TorchRows
+from graphxfer.explain._shapley import RowFunction, exact_shapley, permutation_shapley
+from graphxfer.explain._torch import HOOK, expected_gradients, torch_parts
 from graphxfer.explain._xgboost import BoosterView
 from graphxfer.explain.exceptions import ExplanationError
 
-__all__ = ["MAX_EXACT_FEATURES", "METHODS", "ExplainTask", "Method", "register_method"]
+__all__ = [
+    "FAST_PATH_TOLERANCE",
+    "MAX_EXACT_FEATURES",
+    "METHODS",
+    "ExplainTask",
+    "Method",
+    "register_method",
+    "row_function",
+]
+
+logger = logging.getLogger(__name__)
 
 MAX_EXACT_FEATURES = 20
 """The exact method enumerates 2**n_features coalitions; above this it refuses."""
@@ -32,13 +45,17 @@ DEFAULT_GRADIENT_SAMPLES = 100
 """Samples per record of the expected-gradients method by default: with the default background
 of 100 rows, every background row once (see :func:`expected_gradients`)."""
 
+FAST_PATH_TOLERANCE = 1e-6
+"""The fast inference path (the network on its per-column inputs) is used only when its
+probabilities for the explained records match ``predict_proba`` within this."""
+
 
 @dataclass(frozen=True)
 class ExplainTask:
     """Everything a method needs to explain ``frame``.
 
     Shapes: ``frame`` ``[n, *]``, ``matrix`` ``[n, n_features]``, ``background_matrix``
-    ``[b, n_features]``.
+    ``[b, n_features]``; ``reference`` weights (some of) the ``b`` background rows.
     """
 
     model: Any
@@ -52,10 +69,19 @@ class ExplainTask:
     seed: int | None
     progress: bool
     booster: BoosterView | None = None
+    reference: Weighted | None = None
+    summary: str = "none"
 
     @property
     def n_features(self) -> int:
         return self.codec.n_features
+
+    @property
+    def weighted(self) -> Weighted:
+        """The background rows and weights every coalition averages over."""
+        if self.reference is not None:
+            return self.reference
+        return Weighted.uniform(len(self.background))
 
 
 Compute = Callable[[ExplainTask], tuple[np.ndarray, np.ndarray]]
@@ -92,21 +118,57 @@ def register_method(
     return decorator
 
 
-@contextlib.contextmanager
-def _kept_global_rng() -> Iterator[None]:
-    """Restore NumPy's global random state afterwards: some SHAP explainers reseed it."""
-    state = np.random.get_state()  # noqa: NPY002 - the legacy global state is what is kept
-    try:
-        yield
-    finally:
-        np.random.set_state(state)  # noqa: NPY002
+def row_function(task: ExplainTask) -> tuple[RowFunction, str]:
+    """How the Shapley methods evaluate masked rows, and that choice in words.
+
+    The fast path (:class:`~graphxfer.explain._rows.TorchRows`) when the model exposes its
+    per-column inputs (``torch_explain_parts()``) and they reproduce ``predict_proba``
+    within :data:`FAST_PATH_TOLERANCE` on the explained records and on masked rows that mix
+    them with background rows (which also checks that each column's inputs depend on that
+    column alone); otherwise ``predict_proba`` on decoded data frames
+    (:class:`~graphxfer.explain._rows.FrameRows`).
+    """
+    names = list(task.codec.names)
+    rows = FrameRows(task.model, task.codec, task.link, task.matrix, task.background_matrix)
+    if callable(getattr(task.model, HOOK, None)):
+        try:
+            parts = torch_parts(task.model, names, sorted(METHODS))
+            fast = TorchRows(parts, names, task.frame, task.background, task.link)
+        except GraphxferError as exc:  # ExplanationError too: no usable per-column path
+            logger.info("explaining through predict_proba: %s", exc)
+        else:
+            records, background, take = _probe(task)
+            expected = FrameRows(
+                task.model, task.codec, "identity", task.matrix, task.background_matrix
+            )(records, background, take)
+            gap = float(np.max(np.abs(fast.proba(records, background, take) - expected)))
+            if gap <= FAST_PATH_TOLERANCE:
+                return fast, "the network on its per-column inputs, computed once"
+            logger.info(
+                "explaining through predict_proba: the per-column path misses it by %.3g", gap
+            )
+    return rows, "predict_proba on the masked records"
 
 
-def _masker(task: ExplainTask) -> Any:
-    import shap
+def _probe(task: ExplainTask, n_mixed: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every record as it is, then ``n_mixed`` records with random columns masked."""
+    n, m = task.matrix.shape
+    rng = np.random.default_rng(0)
+    mixed = rng.integers(0, n, n_mixed)
+    records = np.concatenate([np.arange(n), mixed])
+    background = np.concatenate(
+        [np.zeros(n, np.int64), rng.integers(0, len(task.background_matrix), n_mixed)]
+    )
+    take = np.concatenate([np.ones((n, m), dtype=bool), rng.random((n_mixed, m)) < 0.5])
+    return records, background, take
 
-    data = task.background_matrix
-    return shap.maskers.Independent(data, max_samples=len(data))
+
+def _progress(task: ExplainTask, name: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=len(task.frame), desc=name, unit="record", disable=not task.progress, leave=False
+    )
 
 
 @register_method(
@@ -126,8 +188,6 @@ def _tree(task: ExplainTask) -> tuple[np.ndarray, np.ndarray]:
     "exact", additive=True, description="exact Shapley values (all coalitions, independent masking)"
 )
 def _exact(task: ExplainTask) -> tuple[np.ndarray, np.ndarray]:
-    import shap
-
     m = task.n_features
     if m > MAX_EXACT_FEATURES:
         raise ExplanationError(
@@ -139,11 +199,13 @@ def _exact(task: ExplainTask) -> tuple[np.ndarray, np.ndarray]:
             f"the exact method needs max_evals >= 2**{m} = {2**m}, got {task.max_evals}; "
             "raise it, leave it None, or use method='permutation'"
         )
-    explainer = shap.explainers.Exact(
-        ModelFunction(task.model, task.codec, task.link), _masker(task)
-    )
-    result = explainer(task.matrix, max_evals="auto", silent=not task.progress)
-    return np.asarray(result.values, dtype=np.float64), np.asarray(result.base_values, float)
+    f, _ = row_function(task)
+    reference = task.weighted
+    with _progress(task, "exact") as bar:
+        return exact_shapley(
+            f, task.matrix, task.background_matrix, reference.rows, reference.weights,
+            progress=bar,
+        )  # fmt: skip
 
 
 @register_method(
@@ -152,8 +214,6 @@ def _exact(task: ExplainTask) -> tuple[np.ndarray, np.ndarray]:
     description="Shapley values estimated from antithetic feature permutations",
 )
 def _permutation(task: ExplainTask) -> tuple[np.ndarray, np.ndarray]:
-    import shap
-
     m = task.n_features
     evals = task.max_evals if task.max_evals is not None else DEFAULT_PERMUTATIONS * (2 * m + 1)
     if evals < 2 * m + 1:
@@ -161,12 +221,22 @@ def _permutation(task: ExplainTask) -> tuple[np.ndarray, np.ndarray]:
             f"the permutation method needs max_evals >= 2 * n_features + 1 = {2 * m + 1}, "
             f"got {evals}"
         )
-    with _kept_global_rng():
-        explainer = shap.explainers.Permutation(
-            ModelFunction(task.model, task.codec, task.link), _masker(task), seed=task.seed
+    n_permutations = evals // (2 * m + 1)
+    # separate streams: the orderings do not depend on how the background is spent
+    orderings, dealing = np.random.default_rng(task.seed).spawn(2)
+    reference = task.weighted
+    if task.summary == "split":  # each permutation gets its own share of the rows
+        shares = split_rows(len(reference.rows), n_permutations, dealing)
+        draws = reference.rows[shares]
+        weights = np.full(draws.shape, 1.0 / draws.shape[1])
+    else:
+        draws = np.tile(reference.rows, (n_permutations, 1))
+        weights = np.tile(reference.weights, (n_permutations, 1))
+    f, _ = row_function(task)
+    with _progress(task, "permutation") as bar:
+        return permutation_shapley(
+            f, task.matrix, task.background_matrix, draws, weights, rng=orderings, progress=bar
         )
-        result = explainer(task.matrix, max_evals=evals, silent=not task.progress)
-    return np.asarray(result.values, dtype=np.float64), np.asarray(result.base_values, float)
 
 
 @register_method(
@@ -180,12 +250,21 @@ def _deep(task: ExplainTask) -> tuple[np.ndarray, np.ndarray]:
 
     parts = torch_parts(task.model, task.codec.names, sorted(METHODS))
     head = parts.head(task.link, torch.float64)
-    background = parts.tensor(task.background, torch.float64)
     inputs = parts.tensor(task.frame, torch.float64)
-    explainer = shap.DeepExplainer(head, background)
-    raw = explainer.shap_values(inputs, check_additivity=False)
-    values = np.asarray(raw, dtype=np.float64).reshape(inputs.shape)
-    base = float(np.ravel(explainer.expected_value)[0])
+    reference = task.weighted
+    background = parts.tensor(task.background.iloc[reference.rows], torch.float64)
+    # DeepLIFT-SHAP averages per-reference attributions with equal weights: a weighted
+    # background is explained one reference at a time and averaged with its weights
+    uniform = bool(np.allclose(reference.weights, reference.weights[0]))
+    groups = [background] if uniform else [background[r : r + 1] for r in range(len(background))]
+    shares = [1.0] if uniform else list(reference.weights)
+    values = np.zeros(inputs.shape, dtype=np.float64)
+    base = 0.0
+    for rows, share in zip(groups, shares):
+        explainer = shap.DeepExplainer(head, rows)
+        raw = explainer.shap_values(inputs, check_additivity=False)
+        values += share * np.asarray(raw, dtype=np.float64).reshape(inputs.shape)
+        base += share * float(np.ravel(explainer.expected_value)[0])
     return parts.per_column(values, task.codec.names), np.full(len(task.frame), base)
 
 
@@ -200,12 +279,16 @@ def _gradient(task: ExplainTask) -> tuple[np.ndarray, np.ndarray]:
 
     parts = torch_parts(task.model, task.codec.names, sorted(METHODS))
     head = parts.head(task.link, torch.float32)
-    background = parts.tensor(task.background, torch.float32)
+    reference = task.weighted
+    background = parts.tensor(task.background.iloc[reference.rows], torch.float32)
     inputs = parts.tensor(task.frame, torch.float32)
     samples = task.max_evals if task.max_evals is not None else DEFAULT_GRADIENT_SAMPLES
+    uniform = bool(np.allclose(reference.weights, reference.weights[0]))
     values = expected_gradients(
-        head, background, inputs, samples=samples, seed=task.seed, progress=task.progress
-    )
+        head, background, inputs, samples=samples, seed=task.seed, progress=task.progress,
+        weights=None if uniform else reference.weights,
+    )  # fmt: skip
     with torch.no_grad():
-        base = float(head(background).double().mean())
+        outputs = head(background).double().reshape(-1).cpu().numpy()
+    base = float(outputs @ reference.weights)
     return parts.per_column(values, task.codec.names), np.full(len(task.frame), base)

@@ -14,6 +14,10 @@ A model opts in by defining ``torch_explain_parts()``, returning an object or ma
 Attributions of the internal inputs are summed per original column, so the explanation is
 over the user's columns. DeepLIFT (``deep``) is additive; expected gradients (``gradient``)
 is a sampling approximation and is not exactly additive.
+
+When each column's inputs depend on that column alone (as the tabular networks' column
+inputs do), the same parts are the fast inference path of ``exact`` and ``permutation``
+(:class:`graphxfer.explain._rows.TorchRows`).
 """
 
 from __future__ import annotations
@@ -121,6 +125,7 @@ def expected_gradients(
     seed: int | None = None,
     batch_rows: int = 8192,
     progress: bool = False,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Expected gradients (Erion et al. 2021) of ``head`` at ``inputs``, ``[n, d]``.
 
@@ -150,6 +155,10 @@ def expected_gradients(
         Points per pass (at least one record's ``samples``).
     progress : bool, default=False
         A tqdm bar over the records.
+    weights : ndarray of shape (b,), optional
+        Weights of the background rows (summing to 1); equal by default. With weights, each
+        record's rows are drawn by systematic sampling of the weights (every row drawn
+        ``floor`` or ``ceil`` of ``samples * weight`` times); the estimate stays unbiased.
 
     Returns
     -------
@@ -172,7 +181,10 @@ def expected_gradients(
     for start in range(0, n, per_pass):
         x = inputs[start : start + per_pass]
         rows = x.shape[0]
-        pick = _balanced_rows(rows, samples, background.shape[0], generator)
+        if weights is None:
+            pick = _balanced_rows(rows, samples, background.shape[0], generator)
+        else:
+            pick = _systematic_rows(rows, samples, weights, generator)
         slot = torch.argsort(torch.rand(rows, samples, generator=generator), dim=1)
         t = (slot + torch.rand(rows, samples, generator=generator, dtype=torch.float64)) / samples
         t = t[:, :, None]
@@ -196,3 +208,15 @@ def _balanced_rows(rows: int, samples: int, n_background: int, generator: Any) -
     rounds = -(-samples // n_background)
     keys = torch.rand(rows, rounds, n_background, generator=generator)
     return torch.argsort(keys, dim=2).reshape(rows, rounds * n_background)[:, :samples]
+
+
+def _systematic_rows(rows: int, samples: int, weights: np.ndarray, generator: Any) -> Any:
+    """``[rows, samples]`` background indices drawn by systematic sampling of ``weights``:
+    per row, the quantiles ``(k + u) / samples`` (one uniform ``u``) of the weights' CDF."""
+    import torch
+
+    cdf = torch.as_tensor(np.cumsum(weights) / np.sum(weights), dtype=torch.float64)
+    u = torch.rand(rows, 1, generator=generator, dtype=torch.float64)
+    quantiles = (torch.arange(samples, dtype=torch.float64) + u) / samples
+    pick = torch.searchsorted(cdf, quantiles, right=True)
+    return pick.clamp_(max=len(weights) - 1)

@@ -11,8 +11,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from graphxfer.explain._codec import FeatureCodec, as_frame, model_columns, require_columns
-from graphxfer.explain._methods import METHODS, ExplainTask
+from graphxfer.explain._background import SUMMARIES, Summary, Weighted, kmeans_summary
+from graphxfer.explain._codec import (
+    FeatureCodec,
+    as_frame,
+    distinct_rows,
+    model_columns,
+    require_columns,
+)
+from graphxfer.explain._methods import DEFAULT_PERMUTATIONS, METHODS, ExplainTask
 from graphxfer.explain._model import LINKS, positive_proba, to_scale
 from graphxfer.explain._xgboost import BoosterView, find_booster
 from graphxfer.explain.exceptions import BackgroundFromDataWarning, ExplanationError
@@ -20,12 +27,21 @@ from graphxfer.explain.exceptions import BackgroundFromDataWarning, ExplanationE
 if TYPE_CHECKING:
     import shap
 
-__all__ = ["AUTO_EXACT_MAX_FEATURES", "ExplanationInfo", "explain", "explain_details"]
+__all__ = [
+    "AUTO_EXACT_MAX_FEATURES",
+    "DEFAULT_N_SUMMARY",
+    "ExplanationInfo",
+    "explain",
+    "explain_details",
+]
 
 logger = logging.getLogger(__name__)
 
 AUTO_EXACT_MAX_FEATURES = 10
 """``method="auto"`` uses exact Shapley values up to this many features, permutations above."""
+
+DEFAULT_N_SUMMARY = 10
+"""Weighted representatives of the background with ``summary="kmeans"``."""
 
 # A computed explanation whose base value + attributions misses the model's output by more than
 # this (on the explained scale) is refused: the model is then not deterministic (dropout left
@@ -51,6 +67,9 @@ class ExplanationInfo:
         Background rows used (0 for the path-dependent tree method).
     additive : bool
         Whether base value + attributions equals the model's output.
+    summary : str
+        How the background rows were spent (split among the permutations, summarised by
+        weighted k-means representatives, or all of them for every coalition).
     """
 
     method: str
@@ -59,6 +78,7 @@ class ExplanationInfo:
     background: str
     n_background: int
     additive: bool
+    summary: str = "all rows for every coalition"
 
 
 def explain(
@@ -70,6 +90,8 @@ def explain(
     link: Literal["identity", "logit"] | None = None,
     max_evals: int | None = None,
     n_background: int = 100,
+    summary: Summary = "split",
+    n_summary: int = DEFAULT_N_SUMMARY,
     random_state: int | np.random.Generator | None = None,
     progress: bool = True,
 ) -> shap.Explanation:
@@ -97,7 +119,8 @@ def explain(
         - ``exact``: exact Shapley values over all coalitions of columns (2**n_features model
           evaluations per record and background row); at most 20 features.
         - ``permutation``: Shapley values from antithetic permutations; additive by
-          construction, exact for models without interactions above second order.
+          construction, exact for models without interactions above second order (with
+          ``summary="none"``).
         - ``deep`` / ``gradient``: DeepLIFT / expected gradients through a torch model's
           differentiable path (``model.torch_explain_parts()``, see the documentation);
           ``gradient`` is an approximation and not exactly additive.
@@ -110,11 +133,35 @@ def explain(
         its log-odds (``logit``). By default log-odds for ``tree`` and probability otherwise.
         The scale is stated in the explanation's ``output_names``.
     max_evals : int, optional
-        Model evaluations per record: the ``permutation`` budget (default
+        Coalitions evaluated per record: the ``permutation`` budget (default
         ``10 * (2 * n_features + 1)``: ten forward-and-backward permutations), a cap checked by
-        ``exact``, the number of samples of ``gradient`` (default 200).
+        ``exact``, the number of samples of ``gradient`` (default 100).
     n_background : int, default=100
         At most this many background rows are used (sampled without replacement).
+    summary : {"split", "kmeans", "none"}, default="split"
+        How the background rows are spent by the methods that average over them for every
+        coalition (their cost grows with the rows):
+
+        - ``split``: the permutation method deals the rows out among its permutations, so
+          that each masks with its own share (10 of 100 rows with the default budget) and
+          every row is used: the cost of one permutation over all rows. The shares are
+          uniform draws, so the estimate is unbiased for the all-rows one, and the base
+          value is the all-rows mean. Stated tolerance (measured on the fine-tuned
+          FT-transformer of the benchmarks, 13 heart-disease columns, and tested on a small
+          model with third-order interactions): the split moves the attributions less than
+          drawing other permutations does, i.e. their mean absolute difference from the
+          all-rows estimate with the same permutations is at most that between two all-rows
+          estimates with different permutations; on the FT-transformer at most 5% of the
+          mean absolute attribution (measured 2.8-3.4%, against 3.9-4.6% for other
+          permutations), with the ranking of global importance kept. The other methods use
+          all rows.
+        - ``kmeans``: every method uses ``n_summary`` weighted k-means representatives of
+          the rows (the row nearest each cluster's centre, weighted by the cluster's share).
+          Deterministic, but biased: 15-33% from the all-rows attributions with 5-20
+          representatives on the same model.
+        - ``none``: every coalition averages over all rows.
+    n_summary : int, default=10
+        Representatives of ``summary="kmeans"``.
     random_state : int, Generator or None
         Seeds the background sample and the permutations. The global NumPy state is left as
         it was.
@@ -133,6 +180,18 @@ def explain(
     ------
     ExplanationError
         When the model, the data or the method do not fit together; the message says why.
+
+    Notes
+    -----
+    Identical records are explained once and get identical explanations. The ``exact`` and
+    ``permutation`` methods evaluate many masked records per model call and never the same
+    masked record twice. A model that exposes its per-column inputs
+    (``torch_explain_parts()``: a ``TransferClassifier`` over a linear, mlp or
+    ft-transformer encoder) is evaluated on them: the records and background rows are
+    translated into the network's inputs once, and masked records are assembled from those
+    inputs and run through the network in large batches, with no validation or
+    featurisation per batch (used when it reproduces ``predict_proba`` on the records within
+    1e-6; otherwise ``predict_proba`` is called on the masked records).
 
     Examples
     --------
@@ -155,6 +214,8 @@ def explain(
         link=link,
         max_evals=max_evals,
         n_background=n_background,
+        summary=summary,
+        n_summary=n_summary,
         random_state=random_state,
         progress=progress,
         stacklevel=3,
@@ -171,12 +232,14 @@ def explain_details(
     link: Literal["identity", "logit"] | None = None,
     max_evals: int | None = None,
     n_background: int = 100,
+    summary: Summary = "split",
+    n_summary: int = DEFAULT_N_SUMMARY,
     random_state: int | np.random.Generator | None = None,
     progress: bool = True,
     stacklevel: int = 2,
 ) -> tuple[shap.Explanation, ExplanationInfo]:
     """:func:`explain`, also returning how the explanation was computed."""
-    _check_options(model, method, link, max_evals, n_background)
+    _check_options(model, method, link, max_evals, n_background, summary, n_summary)
     translate = getattr(model, "transform_features", None)
     if translate is not None:  # e.g. a TransferClassifier with renamed or converted columns
         data = translate(data)
@@ -216,42 +279,50 @@ def explain_details(
     reference = _sample(reference, n_background, rng)
     if chosen.uses_background and len(reference) == 0:
         raise ExplanationError("the background has no rows")
+    background_matrix = codec.encode(reference)
+    weighted, spent = _spend(name, summary, codec, background_matrix, n_summary, max_evals, seed)
     logger.info(
-        "explaining %d records with method %r on the %s scale; background: %s (%d rows)",
+        "explaining %d records with method %r on the %s scale; background: %s (%d rows; %s)",
         len(frame),
         name,
         link,
         source,
         len(reference),
+        spent,
     )
 
+    # identical records get identical explanations, computed once
+    matrix = codec.encode(frame)
+    keep, inverse = distinct_rows(matrix)
     task = ExplainTask(
         model=model,
         codec=codec,
-        frame=frame,
-        matrix=codec.encode(frame),
+        frame=frame.iloc[keep],
+        matrix=matrix[keep],
         background=reference,
-        background_matrix=codec.encode(reference),
+        background_matrix=background_matrix,
         link=link,
         max_evals=max_evals,
         seed=seed,
         progress=progress,
         booster=booster,
+        reference=weighted,
+        summary=summary,
     )
     start = time.perf_counter()
     values, base_values = chosen.compute(task)
     elapsed = time.perf_counter() - start
-    values = np.asarray(values, dtype=np.float64).reshape(len(frame), codec.n_features)
-    base_values = np.broadcast_to(np.asarray(base_values, np.float64), (len(frame),)).copy()
+    values = np.asarray(values, dtype=np.float64).reshape(len(keep), codec.n_features)
+    base_values = np.broadcast_to(np.asarray(base_values, np.float64), (len(keep),)).copy()
     if chosen.additive:
         _guard_additivity(task, values, base_values, name)
 
     import shap
 
     explanation = shap.Explanation(
-        values=values,
-        base_values=base_values,
-        data=task.matrix,
+        values=values[inverse],
+        base_values=base_values[inverse],
+        data=matrix,
         display_data=codec.display(frame),
         feature_names=list(codec.names),
         output_names=LINKS[link],
@@ -264,12 +335,19 @@ def explain_details(
         background=source,
         n_background=len(reference),
         additive=chosen.additive,
+        summary=spent,
     )
     return explanation, info
 
 
 def _check_options(
-    model: Any, method: str, link: str | None, max_evals: int | None, n_background: int
+    model: Any,
+    method: str,
+    link: str | None,
+    max_evals: int | None,
+    n_background: int,
+    summary: str,
+    n_summary: int,
 ) -> None:
     if not callable(getattr(model, "predict_proba", None)):
         raise ExplanationError(
@@ -279,7 +357,13 @@ def _check_options(
         raise ExplanationError(f"unknown method {method!r}; use 'auto' or one of {sorted(METHODS)}")
     if link is not None and link not in LINKS:
         raise ExplanationError(f"link={link!r} must be 'identity' (probability) or 'logit'")
-    for name, value in (("max_evals", max_evals), ("n_background", n_background)):
+    if summary not in SUMMARIES:
+        raise ExplanationError(f"summary={summary!r} must be one of {list(SUMMARIES)}")
+    for name, value in (
+        ("max_evals", max_evals),
+        ("n_background", n_background),
+        ("n_summary", n_summary),
+    ):
         if value is None and name == "max_evals":
             continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -327,6 +411,32 @@ def _choose(
         if booster is not None:
             return "tree", booster
     return ("exact" if codec.n_features <= AUTO_EXACT_MAX_FEATURES else "permutation"), None
+
+
+def _spend(
+    method: str,
+    summary: str,
+    codec: FeatureCodec,
+    background: np.ndarray,
+    n_summary: int,
+    max_evals: int | None,
+    seed: int | None,
+) -> tuple[Weighted | None, str]:
+    """The weighted background rows of a k-means summary (``None``: all rows), and how the
+    rows are spent, in words."""
+    n = len(background)
+    if not METHODS[method].uses_background:
+        return None, "no background"
+    if summary == "kmeans":
+        weighted = kmeans_summary(codec, background, n_summary, seed)
+        return weighted, f"{len(weighted.rows)} weighted k-means representatives of {n} rows"
+    if summary == "split" and method == "permutation":
+        m = codec.n_features
+        evals = max_evals if max_evals is not None else DEFAULT_PERMUTATIONS * (2 * m + 1)
+        permutations = max(1, evals // (2 * m + 1))
+        share = -(-n // permutations)
+        return None, f"split: each of {permutations} permutations masks with {share} of {n} rows"
+    return None, f"all {n} rows for every coalition"
 
 
 def _sample(frame: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:

@@ -249,3 +249,58 @@ class FTTransformer(EncoderNetwork):
         for layer in self.layers:
             x = layer(x, keep)
         return x[:, 0]
+
+    # ------------------------------------------------------------------ per-column inputs
+    def column_groups(self) -> dict[str, list[int]]:
+        """Positions of each present column's token in :meth:`column_inputs` output."""
+        d = self.out_dim
+        present = [self.numeric_columns[j] for j, _ in self._numeric_present]
+        present += [self.categorical_columns[j] for j, _ in self._categorical_present]
+        return {column: list(range(i * d, (i + 1) * d)) for i, column in enumerate(present)}
+
+    def column_inputs(
+        self, numeric: torch.Tensor, missing: torch.Tensor, categorical: torch.Tensor
+    ) -> torch.Tensor:
+        """The column tokens, flattened: one ``d_token`` vector per present column.
+
+        Each column's token depends on that column's inputs only. With ``missing="token"``,
+        ``from_column_inputs(column_inputs(...))`` equals ``forward(...)``; explainers
+        attribute to these inputs and sum them per column with :meth:`column_groups`.
+
+        Shapes
+        ------
+        -> (n, n_present_columns * d_token)
+        """
+        self._check_inputs(numeric, missing, categorical)
+        tokens = self.tokenizer.columns(
+            numeric, missing, categorical, self._numeric_present, self._categorical_present
+        )
+        return tokens.reshape(tokens.shape[0], -1)
+
+    def from_column_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The embedding from :meth:`column_inputs` output: [CLS] + tokens through the layers.
+
+        Raises
+        ------
+        EncoderError
+            With ``missing="drop"``, whose attention mask comes from the missing flags rather
+            than from the tokens; or when ``inputs`` does not have the layout's width.
+        """
+        if self.missing == "drop":
+            raise EncoderError(
+                "with missing='drop' the attention mask comes from the missing flags, which "
+                "the column tokens do not carry; call the network on its inputs instead"
+            )
+        d = self.out_dim
+        k = len(self._numeric_present) + len(self._categorical_present)
+        if inputs.ndim != 2 or inputs.shape[1] != k * d:
+            raise EncoderError(
+                f"column inputs must have shape (n, {k * d}), got {tuple(inputs.shape)}"
+            )
+        n = inputs.shape[0]
+        zeros = torch.zeros(n, 1, dtype=torch.long, device=inputs.device)
+        cls = self.tokenizer.cls(zeros).to(inputs.dtype)
+        x = torch.cat((cls, inputs.reshape(n, k, d)), dim=1)
+        for layer in self.layers:
+            x = layer(x, None)
+        return x[:, 0]

@@ -124,3 +124,44 @@ class ResidualMLP(EncoderNetwork):
         for layer in self.layers:
             x = layer(x)
         return x
+
+    # ------------------------------------------------------------------ per-column inputs
+    def column_groups(self) -> dict[str, list[int]]:
+        """Positions of each present column's term in :meth:`column_inputs` output."""
+        d = self.out_dim
+        present = [self.numeric_columns[j] for j, _ in self._numeric_present]
+        present += [self.categorical_columns[j] for j, _ in self._categorical_present]
+        return {column: list(range(i * d, (i + 1) * d)) for i, column in enumerate(present)}
+
+    def column_inputs(
+        self, numeric: torch.Tensor, missing: torch.Tensor, categorical: torch.Tensor
+    ) -> torch.Tensor:
+        """The per-column terms of the first layer, flattened: one ``width`` vector per
+        present column.
+
+        Each column's term depends on that column's inputs only, and
+        ``from_column_inputs(column_inputs(...))`` equals ``forward(...)``; explainers
+        attribute to these inputs and sum them per column with :meth:`column_groups`.
+
+        Shapes
+        ------
+        -> (n, n_present_columns * width)
+        """
+        self._check_inputs(numeric, missing, categorical)
+        terms = self.tokenizer(
+            numeric, missing, categorical, self._numeric_present, self._categorical_present
+        )
+        return terms.reshape(terms.shape[0], -1)
+
+    def from_column_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The embedding from :meth:`column_inputs` output: the terms summed, then the blocks."""
+        d = self.out_dim
+        k = len(self._numeric_present) + len(self._categorical_present)
+        if inputs.ndim != 2 or inputs.shape[1] != k * d:
+            raise EncoderError(
+                f"column inputs must have shape (n, {k * d}), got {tuple(inputs.shape)}"
+            )
+        x = inputs.reshape(inputs.shape[0], k, d).sum(dim=1)
+        for layer in self.layers:
+            x = layer(x)
+        return x

@@ -120,3 +120,27 @@ def test_balanced_draws_are_more_precise_than_independent_ones(steep: bool) -> N
     else:  # a smooth model: balanced draws beat twice as many independent ones
         ours, shap_200 = _shap_and_ours(head, background, inputs, 200)
         assert ours < 0.5 * shap_200
+
+
+def test_systematic_draws_follow_the_weights() -> None:
+    from graphxfer.explain._torch import _systematic_rows
+
+    gen = torch.Generator().manual_seed(0)
+    weights = np.array([0.5, 0.25, 0.25])
+    rows = _systematic_rows(6, 8, weights, gen)
+    for r in range(6):  # 8 draws: exactly 4, 2 and 2
+        assert torch.bincount(rows[r], minlength=3).tolist() == [4, 2, 2]
+    rows = _systematic_rows(50, 10, weights, gen)
+    counts = torch.stack([torch.bincount(r, minlength=3) for r in rows])
+    assert set(counts[:, 0].tolist()) == {5} and set(counts[:, 1].tolist()) <= {2, 3}
+
+
+def test_weighted_background_of_a_linear_model_is_its_weighted_mean() -> None:
+    background, inputs = _data()
+    weights = np.full(40, 1 / 80)
+    weights[:20] = 3 / 80  # 120 draws: the first 20 rows three times, the others once
+    head = torch.nn.Linear(5, 1)
+    phi = expected_gradients(head, background, inputs, samples=80, seed=0, weights=weights)
+    w = head.weight.detach().numpy().ravel()
+    expected = w * (inputs.numpy() - weights @ background.numpy())
+    np.testing.assert_allclose(phi, expected, rtol=0, atol=1e-5)

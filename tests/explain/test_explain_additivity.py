@@ -21,10 +21,7 @@ TOL = 1e-6
 
 # (model kind, method) pairs; "tree" applies to XGBoost models, "deep" to the torch model.
 CASES = [
-    # the exact explainer of the scikit-learn pipeline takes over 10 s on 2 cores
-    pytest.param(kind, method, marks=pytest.mark.slow)
-    if (kind, method) == ("sklearn", "exact")
-    else (kind, method)
+    (kind, method)
     for kind in ("sklearn", "torch", "xgboost", "xgboost_baseline", "logistic_baseline")
     for method in ("exact", "permutation")
 ] + [
@@ -87,3 +84,20 @@ def test_gradient_is_an_approximation(models, small_cohort):
     assert explanation.values.shape == (5, 5)
     assert list(explanation.feature_names) == model.feature_schema_.feature_names
     assert np.isfinite(explanation.values).all()
+
+
+@pytest.mark.parametrize("method", ["deep", "gradient"])
+def test_weighted_summaries_reach_the_torch_methods(models, small_cohort, method):
+    """With ``summary="kmeans"`` the base value is the weighted mean over the representatives
+    (DeepLIFT is explained one reference at a time, so it stays additive)."""
+    model = models["torch"]
+    X = small_cohort.X.iloc[:6]
+    explanation, info = explain_details(
+        model, X, method, summary="kmeans", n_summary=4, random_state=0, progress=False
+    )
+    assert info.summary == f"4 weighted k-means representatives of {len(model.background_)} rows"
+    if method == "deep":
+        assert_additive(explanation, model_output(model, X, "identity"), TOL)
+    else:
+        assert np.isfinite(explanation.values).all()
+    assert 0 < explanation.base_values[0] < 1
