@@ -18,7 +18,6 @@ LAZY = dict(graphxfer._LAZY)
 CALLABLE_MODULES = {"report": "report", "explain": "explain"}
 # names that do not yet show their real signature or a full numpydoc docstring
 NOT_YET = {
-    "explain": "graphxfer.explain forwards (*args, **kwargs) to graphxfer.explain.explain",
 }
 
 

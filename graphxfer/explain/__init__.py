@@ -8,6 +8,7 @@ JSON files.
 
 from __future__ import annotations
 
+import inspect as _inspect
 import sys as _sys
 import types as _types
 from typing import Any
@@ -36,3 +37,5 @@ class _CallableModule(_types.ModuleType):
 
 
 _sys.modules[__name__].__class__ = _CallableModule
+# ``inspect.signature(graphxfer.explain)`` and help() show explain's own parameters
+__signature__ = _inspect.signature(explain)

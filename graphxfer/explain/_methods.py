@@ -167,7 +167,11 @@ def _progress(task: ExplainTask, name: str) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(
-        total=len(task.frame), desc=name, unit="record", disable=not task.progress, leave=False
+        total=len(task.frame),
+        desc=name,
+        unit="record",
+        disable=None if task.progress else True,
+        leave=False,
     )
 
 

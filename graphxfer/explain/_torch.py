@@ -177,7 +177,9 @@ def expected_gradients(
     n, width = inputs.shape
     per_pass = max(1, batch_rows // samples)
     out = np.empty((n, width), dtype=np.float64)
-    bar = tqdm(total=n, desc="gradient", unit="record", disable=not progress, leave=False)
+    bar = tqdm(
+        total=n, desc="gradient", unit="record", disable=None if progress else True, leave=False
+    )
     for start in range(0, n, per_pass):
         x = inputs[start : start + per_pass]
         rows = x.shape[0]

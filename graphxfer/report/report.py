@@ -350,7 +350,9 @@ def _explain(
         if progress:
             print(message, file=sys.stderr, flush=True)
     show = progress and _on_terminal()
-    rest, info = explain_details(model, frame.iloc[2:], method, progress=show, **options)
+    rest, info = explain_details(
+        model, frame.iloc[2:], method, progress=show, announce=False, **options
+    )
     parts.append(rest)
     return _stacked(parts), info
 
