@@ -38,6 +38,7 @@ __all__ = [
     "evaluation_record",
     "fit_privacy",
     "format_alignment",
+    "model_card",
     "read_evaluation",
     "released_alignment",
     "released_state",
@@ -174,7 +175,9 @@ def released_state(model: Any) -> dict[str, Any]:
     Everything the model file holds besides the weights and the encoder; the model card,
     reports and the command line show nothing else about the fit.
 
-    Under privacy it holds: the parameters, the declared feature schema, the alignment without
+    Under privacy it holds: the parameters, the declared feature schema, the target adapter
+    (the source schema, the user's mapping, recoding and conversions, and the feature columns:
+    nothing computed from the records), the alignment without
     its counts, the ledger of the target data set (``data_id``) with the positions of this
     fit's entries, the guarantee (:func:`fit_privacy`), the fine-tuning summary restricted to
     its calibration (noise multiplier, sample rate, steps, epsilon, delta, n), the public
@@ -206,6 +209,7 @@ def released_state(model: Any) -> dict[str, Any]:
     return {
         "private": private,
         "params": params,
+        "adapter": model.adapter_.to_dict(),
         "feature_schema": model.feature_schema_.to_dict(),
         "alignment": released_alignment(model.alignment_report_, private),
         "ignored_columns": list(model.ignored_columns_),
@@ -216,6 +220,41 @@ def released_state(model: Any) -> dict[str, Any]:
         "transfer_check": model.transfer_check_,
         "training_summary": summary,
         "withheld": list(_WITHHELD) if private else [],
+    }
+
+
+def model_card(model: Any) -> dict[str, Any]:
+    """The facts a report shows about a fitted :class:`~graphxfer.TransferClassifier`.
+
+    Only what the fit releases (:func:`released_state`): under privacy nothing computed from
+    the training records outside the ledger. Metrics and audits are not part of it (see
+    :func:`evaluation_record`).
+    """
+    from graphxfer.modelfile import package_versions
+
+    state = released_state(model)
+    privacy = state["privacy"]
+    if privacy is not None:
+        privacy = {k: v for k, v in privacy.items() if k != "fit_entries"}
+    encoder = model.encoder_
+    source = dict(encoder.source_summary)
+    source.pop("marginals", None)
+    return {
+        "title": f"{encoder.name} transferred to {model.training_summary_.get('name')}",
+        "source": source,
+        "encoder": {
+            "name": encoder.name,
+            "kind": encoder.kind,
+            "pretraining_epochs": len(encoder.history),
+        },
+        "strategy": model.strategy,
+        "hyperparameters": state["hyperparameters"],
+        "target_size": state["training_summary"]["n_persons"],
+        "privacy": privacy,
+        "transfer_check": state["transfer_check"],
+        "alignment": state["alignment"],
+        "withheld": state["withheld"],
+        "package_versions": package_versions(),
     }
 
 

@@ -119,7 +119,7 @@ def _target_only_auc(
     """AUROC of a head trained on the simulated target alone (the guard's third candidate)."""
     import privacy as dp
     from graphxfer.anchoring import anchor_module, train_target_only
-    from graphxfer.transfer import _person_index, _proba
+    from graphxfer.finetune import module_proba, person_index
 
     module, make_inputs, _ = encoder.fine_tunable(list(encoder.schema.features), random_state=seed)
     anchor_module(module)
@@ -141,12 +141,12 @@ def _target_only_auc(
             draw.y,
             config,
             purposes=["simulation"],
-            person_index=_person_index(draw),
+            person_index=person_index(draw),
             person_level=True,  # the path of the real guard
         )
     except dp.UnreachableEpsilonError:
         return float("nan")  # the guard drops this candidate in the same case
-    return _auc(test.y, _proba(alone, make_inputs(test.X)))
+    return _auc(test.y, module_proba(alone, make_inputs(test.X)))
 
 
 def tune_private(

@@ -17,8 +17,7 @@ LAZY = dict(graphxfer._LAZY)
 # objects that are modules you can also call: graphxfer.report(...) and graphxfer.explain(...)
 CALLABLE_MODULES = {"report": "report", "explain": "explain"}
 # names that do not yet show their real signature or a full numpydoc docstring
-NOT_YET = {
-}
+NOT_YET: dict[str, str] = {}
 
 
 def marked(names: list[str]) -> list[Any]:

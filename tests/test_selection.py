@@ -18,6 +18,7 @@ from graphxfer import Cohort, Schema, TransferClassifier, datasets, load_encoder
 from graphxfer.cli import main
 from graphxfer.encoder import Encoder
 from graphxfer.exceptions import GraphxferError, ModelFileError
+from graphxfer.finetune import module_proba
 from graphxfer.selection import (
     CANDIDATE_GRIDS,
     Candidate,
@@ -28,7 +29,6 @@ from graphxfer.selection import (
     select_encoder,
     source_folds,
 )
-from graphxfer.transfer import _proba
 from tabular.registry import ENCODERS
 
 SOURCE_SITES = ["cleveland", "hungarian"]
@@ -295,7 +295,7 @@ def test_predict_proba_is_the_zero_shot_classifier_output(source: Cohort, heart:
         assert proba.shape == (len(target),) and proba.dtype == np.float64
         assert ((proba >= 0) & (proba <= 1)).all()
         module, make_inputs, _ = enc.fine_tunable(enc.schema.features, random_state=0)
-        np.testing.assert_allclose(proba, _proba(module, make_inputs(target.X)), atol=1e-6)
+        np.testing.assert_allclose(proba, module_proba(module, make_inputs(target.X)), atol=1e-6)
         np.testing.assert_allclose(enc.predict_proba(target.X), proba)
 
 

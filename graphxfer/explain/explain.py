@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -13,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from graphxfer.explain import _announce
 from graphxfer.explain._background import SUMMARIES, Summary, Weighted, kmeans_summary
 from graphxfer.explain._codec import (
     FeatureCodec,
@@ -168,9 +167,8 @@ def explain(
         Seeds the background sample and the permutations. The global NumPy state is left as
         it was.
     progress : bool, default=True
-        Announce a run expected to take more than :data:`LONG_EXPLANATION_S` seconds with its
-        estimate (timed on two records, on standard error) and show a progress bar on a
-        terminal.
+        Announce a run expected to take more than 10 seconds with its estimate (timed on two
+        records, on standard error) and show a progress bar on a terminal.
 
     Returns
     -------
@@ -227,45 +225,6 @@ def explain(
     return explanation
 
 
-LONG_EXPLANATION_S = 10.0
-"""An explanation expected to take longer than this many seconds is announced with its estimate."""
-
-ANNOUNCE_MIN_RECORDS = 20
-"""Runs over fewer distinct records are not timed in advance (they are short)."""
-
-
-def duration_text(seconds: float) -> str:
-    """``seconds`` in words a person reads at a glance: "40 s", "12 min", "1.5 h"."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _announce(chosen: Any, task: ExplainTask, name: str) -> None:
-    """Time the method on a few records (after one that pays one-time costs) and, when the
-    whole run is expected to be long, say so before it starts. The timed records' results are
-    discarded, so the explanation itself is the same with or without the announcement."""
-
-    def part(rows: slice) -> ExplainTask:
-        return dataclasses.replace(
-            task, frame=task.frame.iloc[rows], matrix=task.matrix[rows], progress=False
-        )
-
-    chosen.compute(part(slice(0, 1)))
-    start = time.perf_counter()
-    chosen.compute(part(slice(1, 3)))
-    estimate = (time.perf_counter() - start) / 2 * len(task.frame)
-    if estimate > LONG_EXPLANATION_S:
-        message = (
-            f"Explaining {len(task.frame):,} distinct records (method {name!r}): about "
-            f"{duration_text(estimate)} (measured on two records)"
-        )
-        logger.info(message)
-        print(message, file=sys.stderr, flush=True)
-
-
 def explain_details(
     model: Any,
     data: Any,
@@ -284,9 +243,9 @@ def explain_details(
 ) -> tuple[shap.Explanation, ExplanationInfo]:
     """:func:`explain`, also returning how the explanation was computed.
 
-    With ``progress`` (and ``announce``), a run expected to take longer than
-    :data:`LONG_EXPLANATION_S` is announced on standard error with its estimate before it
-    starts; the progress bar shows only on a terminal.
+    With ``progress`` (and ``announce``), a run expected to take longer than 10 seconds is
+    announced on standard error with its estimate before it starts; the progress bar shows
+    only on a terminal.
     """
     _check_options(model, method, link, max_evals, n_background, summary, n_summary)
     translate = getattr(model, "transform_features", None)
@@ -358,8 +317,8 @@ def explain_details(
         reference=weighted,
         summary=summary,
     )
-    if progress and announce and len(keep) > ANNOUNCE_MIN_RECORDS:
-        _announce(chosen, task, name)
+    if progress and announce and len(keep) > _announce.ANNOUNCE_MIN_RECORDS:
+        _announce.announce(chosen, task, name)
     start = time.perf_counter()
     values, base_values = chosen.compute(task)
     elapsed = time.perf_counter() - start
