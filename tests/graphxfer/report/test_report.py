@@ -14,7 +14,7 @@ import pytest
 from graphxfer.report import ReportError, register_section, report
 from graphxfer.report.blocks import facts, note
 from graphxfer.report.registry import SECTIONS
-from tests.explain._models import SklearnModel, XGBoostModel, make_data
+from tests.graphxfer.explain._models import SklearnModel, XGBoostModel, make_data
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The set_.* function will be deprecated:PendingDeprecationWarning"

@@ -67,7 +67,7 @@ def test_additive_on_the_stated_scale(models, small_cohort, kind, method):
 
 
 def test_permutation_is_additive_with_many_features(wide_cohort):
-    from tests.explain._models import SklearnModel
+    from tests.graphxfer.explain._models import SklearnModel
 
     model = SklearnModel(wide_cohort)
     X = wide_cohort.X.iloc[:10]

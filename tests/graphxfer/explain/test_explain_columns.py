@@ -60,7 +60,7 @@ def test_masking_replaces_whole_columns_with_real_values(models, small_cohort):
 
 
 def test_weird_column_names_survive(small_cohort):
-    from tests.explain._models import SklearnModel, make_data
+    from tests.graphxfer.explain._models import SklearnModel, make_data
 
     name = "<script>alert(1)</script> $x$"
     cohort = make_data(120, n_numeric=2, seed=4, weird_name=name)

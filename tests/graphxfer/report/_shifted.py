@@ -9,7 +9,7 @@ import numpy as np
 
 from graphxfer import Cohort
 from graphxfer.encoder import source_summary
-from tests.explain._models import XGBoostModel, make_data
+from tests.graphxfer.explain._models import XGBoostModel, make_data
 
 
 def shifted_site(n_source: int = 300, n_target: int = 80) -> tuple[Any, Cohort, Cohort]:

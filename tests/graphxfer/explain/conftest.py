@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from graphxfer import Cohort
-from tests.explain._models import SklearnModel, TorchModel, XGBoostModel, make_data
+from tests.graphxfer.explain._models import SklearnModel, TorchModel, XGBoostModel, make_data
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from graphxfer.report.checks import (
     shift_check,
 )
 from graphxfer.report.summary import fit_summary, summary_lines, transfer_verdict
-from tests.report._shifted import shifted_site
+from tests.graphxfer.report._shifted import shifted_site
 
 # the package's report() shadows its module of the same name
 report_module = importlib.import_module("graphxfer.report.report")
@@ -182,7 +182,7 @@ def test_report_warns_and_marks_site_artefacts(shifted_report):
 
 
 def test_report_without_source_marginals_says_so(tmp_path):
-    from tests.explain._models import XGBoostModel, make_data
+    from tests.graphxfer.explain._models import XGBoostModel, make_data
 
     cohort = make_data(60, n_numeric=2, seed=1)
     path = report(
@@ -215,7 +215,7 @@ def test_a_given_explanation_is_reused(site, tmp_path, monkeypatch):
 
 
 def test_a_given_explanation_must_match_the_records_and_the_model(site, tmp_path):
-    from tests.explain._models import XGBoostModel
+    from tests.graphxfer.explain._models import XGBoostModel
 
     model, source, target = site
     explanation = explain(model, target, progress=False)
@@ -268,7 +268,7 @@ def test_a_long_explanation_is_announced_and_the_bar_shows_only_on_a_terminal(
 def test_an_explanation_of_the_feature_frame_is_accepted_too(tmp_path):
     """Explained from ``cohort.X``, a model stating only ``feature_names_in_`` shows a binary
     column as 0/1; explained from the Cohort, as its labels. Both explain the same records."""
-    from tests.explain._models import XGBoostModel, make_data
+    from tests.graphxfer.explain._models import XGBoostModel, make_data
 
     cohort = make_data(40, n_numeric=2, seed=1)
     inner = XGBoostModel(cohort, n_estimators=5)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from graphxfer.report import report
-from tests.report._browser import find_chromium, render
-from tests.report._shifted import shifted_site
+from tests.graphxfer.report._browser import find_chromium, render
+from tests.graphxfer.report._shifted import shifted_site
 
 pytestmark = [
     pytest.mark.skipif(

@@ -6,7 +6,7 @@ descriptor 3 and writes replies and events to descriptor 4, as NUL-terminated JS
 collects every console error, uncaught exception and failed resource load, reads the page's
 sections and headings from the rendered DOM and takes a screenshot.
 
-Run as a script to screenshot a report: ``python -m tests.report._browser report.html out.png``.
+Run as a script to screenshot a report: ``python -m tests.graphxfer.report._browser report.html out.png``.
 """
 
 from __future__ import annotations
@@ -250,7 +250,7 @@ def _reap(pid: int, timeout: float = 10.0) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m tests.report._browser REPORT.html OUT.png [WIDTH HEIGHT]``."""
+    """``python -m tests.graphxfer.report._browser REPORT.html OUT.png [WIDTH HEIGHT]``."""
     if len(argv) not in (2, 4):
         print(__doc__)
         return 2

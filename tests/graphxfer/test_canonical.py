@@ -29,7 +29,7 @@ from graphxfer.exceptions import (
     first_rows,
 )
 from graphxfer.schema import Column
-from tests._cohort_frames import ROWS, frame, rows_pattern, schema
+from tests.graphxfer._cohort_frames import ROWS, frame, rows_pattern, schema
 
 
 # ---------------------------------------------------------------------- errors

@@ -16,7 +16,7 @@ from graphxfer.explain import (
 )
 from graphxfer.explain._model import to_scale
 from graphxfer.explain.explain import explain_details
-from tests.explain._models import SklearnModel
+from tests.graphxfer.explain._models import SklearnModel
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The set_.* function will be deprecated:PendingDeprecationWarning"

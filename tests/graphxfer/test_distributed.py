@@ -21,7 +21,7 @@ import torch
 
 from tabular.distributed import DistributedInfo, distributed_info, shard_bounds
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORLD = 2
 TOLERANCE = 1e-4
 """Largest absolute difference allowed between a DDP and a single-process parameter."""

@@ -10,7 +10,7 @@ import pytest
 from graphxfer import Cohort, Schema
 from graphxfer.exceptions import CohortError, MissingColumnError, UnknownCategoryWarning
 from graphxfer.schema import Column
-from tests._cohort_frames import ROWS, frame, schema
+from tests.graphxfer._cohort_frames import ROWS, frame, schema
 
 
 # ---------------------------------------------------------------------- construction
