@@ -6,7 +6,8 @@ descriptor 3 and writes replies and events to descriptor 4, as NUL-terminated JS
 collects every console error, uncaught exception and failed resource load, reads the page's
 sections and headings from the rendered DOM and takes a screenshot.
 
-Run as a script to screenshot a report: ``python -m tests.graphxfer.report._browser report.html out.png``.
+Run as a script to screenshot a report:
+``python -m tests.graphxfer.report._browser report.html out.png``.
 """
 
 from __future__ import annotations
