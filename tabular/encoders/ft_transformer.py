@@ -32,22 +32,27 @@ class _SelfAttention(nn.Module):
         self.value = nn.Linear(d, d)
         self.out = nn.Linear(d, d)
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, keep: torch.Tensor | None, queries: int | None = None
+    ) -> torch.Tensor:
+        """``queries``: attend from the first ``queries`` tokens only (all when None); the
+        output then has that many tokens, each equal to the full attention's output there."""
         n, t, d = x.shape
         h = self.n_heads
+        q = t if queries is None else queries
 
         def heads(z: torch.Tensor) -> torch.Tensor:
-            return z.view(n, t, h, d // h).transpose(1, 2)
+            return z.view(n, z.shape[1], h, d // h).transpose(1, 2)
 
         mask = None if keep is None else keep[:, None, None, :]
         y = F.scaled_dot_product_attention(
-            heads(self.query(x)),
+            heads(self.query(x[:, :q])),
             heads(self.key(x)),
             heads(self.value(x)),
             attn_mask=mask,
             dropout_p=self.dropout if self.training else 0.0,
         )
-        return self.out(y.transpose(1, 2).reshape(n, t, d))
+        return self.out(y.transpose(1, 2).reshape(n, q, d))
 
 
 class _TransformerLayer(nn.Module):
@@ -72,11 +77,15 @@ class _TransformerLayer(nn.Module):
         self.residual_dropout = nn.Dropout(residual_dropout) if residual_dropout else None
         self.final_norm = nn.LayerNorm(d) if final_norm else None
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
-        attended = self.attention(self.attention_norm(x), keep)
+    def forward(
+        self, x: torch.Tensor, keep: torch.Tensor | None, cls_only: bool = False
+    ) -> torch.Tensor:
+        """``cls_only``: compute the [CLS] token's output only (the last layer's only use),
+        as the FT-Transformer does; the result has one token, equal to the full layer's."""
+        attended = self.attention(self.attention_norm(x), keep, 1 if cls_only else None)
         if self.residual_dropout is not None:
             attended = self.residual_dropout(attended)
-        x = x + attended
+        x = (x[:, :1] if cls_only else x) + attended
         transformed = self.ffn(self.ffn_norm(x))
         if self.residual_dropout is not None:
             transformed = self.residual_dropout(transformed)
@@ -246,8 +255,9 @@ class FTTransformer(EncoderNetwork):
             observed += [categorical[:, j] != 0 for j, _ in cat_present]
             cls = torch.ones(numeric.shape[0], 1, dtype=torch.bool, device=numeric.device)
             keep = torch.cat([cls, *(o.unsqueeze(1) for o in observed)], dim=1)
-        for layer in self.layers:
-            x = layer(x, keep)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x, keep, cls_only=i == last)
         return x[:, 0]
 
     # ------------------------------------------------------------------ per-column inputs
@@ -301,6 +311,7 @@ class FTTransformer(EncoderNetwork):
         zeros = torch.zeros(n, 1, dtype=torch.long, device=inputs.device)
         cls = self.tokenizer.cls(zeros).to(inputs.dtype)
         x = torch.cat((cls, inputs.reshape(n, k, d)), dim=1)
-        for layer in self.layers:
-            x = layer(x, None)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x, None, cls_only=i == last)
         return x[:, 0]

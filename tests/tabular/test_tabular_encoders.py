@@ -110,8 +110,10 @@ def test_per_sample_gradients_match_a_naive_reference(
         grads = torch.autograd.grad(out, params, allow_unused=True)
         for sample, grad in zip(samples, grads):
             expected = torch.zeros_like(sample[i]) if grad is None else grad
-            scale = float(expected.abs().max()) + 1e-6
-            assert float((sample[i] - expected).abs().max()) / scale < 1e-3
+            # relative to the gradient's size; gradients that are zero in exact arithmetic
+            # (e.g. an attention key bias) are float32 rounding noise on both sides
+            scale = float(expected.abs().max())
+            assert float((sample[i] - expected).abs().max()) < 1e-3 * scale + 1e-7
 
 
 def test_config_is_json_and_round_trips(featurizer: Featurizer, encoder_name: str) -> None:
