@@ -16,6 +16,7 @@ import pandas as pd
 
 from graphxfer._io import atomic_write_text
 from graphxfer.cohort import Cohort
+from graphxfer.explain._announce import duration_text as _duration
 from graphxfer.explain._model import link_of, positive_proba
 from graphxfer.explain.explain import ExplanationInfo, explain_details
 from graphxfer.explain.export import export_explanations
@@ -364,14 +365,6 @@ def _on_terminal() -> bool:
         return bool(isatty()) if callable(isatty) else False
     except ValueError:  # closed
         return False
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _stacked(parts: Sequence[Any]) -> Any:

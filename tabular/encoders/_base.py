@@ -203,6 +203,15 @@ class EncoderNetwork(nn.Module):
         ]
         return numeric, categorical
 
+    def _column_blocks(self, width: int) -> dict[str, list[int]]:
+        """Positions of each present column's inputs when every present column has one block
+        of ``width`` inputs, numeric columns first (the layout of ``column_inputs`` of the
+        token-per-column networks)."""
+        numeric, categorical = self._present()
+        present = [self.numeric_columns[j] for j, _ in numeric]
+        present += [self.categorical_columns[j] for j, _ in categorical]
+        return {c: list(range(i * width, (i + 1) * width)) for i, c in enumerate(present)}
+
     def _layout_changed(self) -> None:
         """Hook for subclasses that cache layout-derived values."""
 

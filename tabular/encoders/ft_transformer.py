@@ -263,10 +263,7 @@ class FTTransformer(EncoderNetwork):
     # ------------------------------------------------------------------ per-column inputs
     def column_groups(self) -> dict[str, list[int]]:
         """Positions of each present column's token in :meth:`column_inputs` output."""
-        d = self.out_dim
-        present = [self.numeric_columns[j] for j, _ in self._numeric_present]
-        present += [self.categorical_columns[j] for j, _ in self._categorical_present]
-        return {column: list(range(i * d, (i + 1) * d)) for i, column in enumerate(present)}
+        return self._column_blocks(self.out_dim)
 
     def column_inputs(
         self, numeric: torch.Tensor, missing: torch.Tensor, categorical: torch.Tensor
