@@ -24,6 +24,7 @@ __all__ = [
     "LARGE_BATCH",
     "LARGE_EPOCHS",
     "LARGE_SOURCE",
+    "SITE_OPTION",
     "Candidate",
     "default_candidates",
     "registered_encoders",
@@ -47,11 +48,12 @@ _SAGE = {"lr": 3e-3, "k": 10, "epochs": 50, "patience": 5}
 CANDIDATE_GRIDS: dict[str, dict[str, list[tuple[str, dict[str, Any]]]]] = {
     "linear": {
         "fast": [
-            ("supervised", {"weight_decay": wd, **_LINEAR})
+            ("supervised", {"weight_decay": wd, **_LINEAR, "site_intercepts": True})
             for wd in (0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4, 1e-4)
         ],
         "thorough": [
-            ("supervised", {"weight_decay": wd, **_LINEAR})
+            ("supervised", {"weight_decay": wd, **_LINEAR, **sites})
+            for sites in ({"site_intercepts": True}, {})
             for wd in (0.3, 0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4, 0.0)
         ],
     },
@@ -113,10 +115,14 @@ CANDIDATE_GRIDS: dict[str, dict[str, list[tuple[str, dict[str, Any]]]]] = {
 
 Encoders absent here still take part in the ``"thorough"`` set (one candidate, default
 parameters, ``objective="supervised"``) and can always be passed in ``candidates=``. Add an
-entry here to give a new encoder a tuned grid."""
+entry here to give a new encoder a tuned grid. The linear candidates fit one intercept per
+source site (``site_intercepts``, see :func:`graphxfer.pretrain`; dropped for a single-site
+source); the thorough set also holds the pooled fits."""
 
 _RESERVED = ("random_state", "progress", "device")
-_TABULAR_FIXED = ("data", "columns", "y", "encoder", "objective")
+_TABULAR_FIXED = ("data", "columns", "y", "encoder", "objective", "groups")
+SITE_OPTION = "site_intercepts"
+"""The candidate parameter that fits one intercept per source site (tabular candidates)."""
 _GRAPH_FIXED = ("source", "encoder", "objective")
 
 
@@ -185,6 +191,11 @@ class Candidate:
             else:
                 parts.append(f"{key}={value}")
         return " ".join([f"{self.encoder}/{self.objective}", *parts])
+
+    @property
+    def site_intercepts(self) -> bool:
+        """Whether the candidate fits one intercept per source site."""
+        return bool(self.params.get(SITE_OPTION, False))
 
     def to_dict(self) -> dict[str, Any]:
         """``{"encoder", "objective", "params"}``, JSON-ready."""
@@ -331,6 +342,8 @@ def _check_candidate(cand: Candidate, kinds: dict[str, str]) -> None:
             "select_encoder / pretrain instead)"
         )
     accepted = sorted(set(signature) - set(fixed) - set(_RESERVED))
+    if kind == "tabular":
+        accepted = sorted([*accepted, SITE_OPTION])
     unknown = sorted(set(cand.params) - set(accepted))
     if unknown:
         raise GraphxferError(

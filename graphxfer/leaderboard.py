@@ -46,6 +46,11 @@ class Leaderboard:
     seconds : float
         Wall time of the whole evaluation.
     score_rule : str
+    site_intercepts_check : dict or None
+        When candidates of one encoder with and without site intercepts were both scored:
+        the best of each (``with``, ``without``), their score ``difference`` (with minus
+        without) and its bootstrap ``standard_error`` over ``n_bootstrap`` resamples of the
+        held-out sites' records. Information only: the winner is the best score.
     """
 
     method: str
@@ -57,6 +62,7 @@ class Leaderboard:
     random_state: int | None
     seconds: float
     score_rule: str = SCORE_RULE
+    site_intercepts_check: dict[str, Any] | None = None
 
     @property
     def ranking(self) -> list[int]:
@@ -114,6 +120,14 @@ class Leaderboard:
                 f"{rank:>2}  {labels[i]:<{width}}{values}{r['mean']:>8.3f}{r['worst']:>8.3f}"
                 f"{r['score']:>8.3f}{r['seconds']:>7.1f}"
             )
+        check = self.site_intercepts_check
+        if check:
+            lines.append(
+                f"site intercepts: best with ({check['with']}) minus best without "
+                f"({check['without']}) = {check['difference']:+.4f} ± {check['standard_error']:.4f}"
+                f" (one bootstrap standard error, {check['n_bootstrap']} resamples of the "
+                "held-out sites)"
+            )
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -134,6 +148,7 @@ class Leaderboard:
                     "seconds": self.seconds,
                     "score_rule": self.score_rule,
                     "winner": self.ranking[0],
+                    "site_intercepts_check": self.site_intercepts_check,
                 },
                 allow_nan=False,
             )
@@ -153,6 +168,7 @@ class Leaderboard:
                 random_state=data["random_state"],
                 seconds=float(data["seconds"]),
                 score_rule=data.get("score_rule", SCORE_RULE),
+                site_intercepts_check=data.get("site_intercepts_check"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise GraphxferError(f"malformed selection leaderboard: {exc!r}") from exc

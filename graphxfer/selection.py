@@ -18,7 +18,15 @@ by how well each candidate *generalises across sites* of the source cohort:
    ``score = (mean + worst) / 2``, rewarding models that are good on average and do not break
    at any one site. Sites with fewer than :data:`MIN_PER_CLASS` records of either outcome are
    used for training but not scored. Ties go to the earlier candidate.
-4. **Winner.** The best-scoring candidate is pretrained on the whole source with the same
+4. **Site intercepts.** The default linear candidates fit one intercept per source site
+   (``site_intercepts=True``, see :func:`graphxfer.pretrain`): a model for a *new* site is
+   judged by how it ranks records within that site, which is what within-site coefficients
+   describe. A single-site source drops the option. When candidates of one encoder with and
+   without site intercepts are both scored (the ``"thorough"`` set), the leaderboard also
+   reports the paired score difference of the best of each and its standard error over
+   :data:`N_BOOTSTRAP` bootstrap resamples of the held-out sites' records, stratified by
+   outcome (``site_intercepts_check``); the winner is still the best score.
+5. **Winner.** The best-scoring candidate is pretrained on the whole source with the same
    seed; the leaderboard (every candidate's parameters, per-site AUROCs, mean, worst, score and
    seconds) is stored in the encoder's ``metadata["selection"]`` and saved with it.
 
@@ -49,6 +57,7 @@ from graphxfer.candidates import (
     CANDIDATE_GRIDS,
     CANDIDATE_SETS,
     LARGE_SOURCE,
+    SITE_OPTION,
     Candidate,
     default_candidates,
     registered_encoders,
@@ -66,6 +75,7 @@ __all__ = [
     "CANDIDATE_SETS",
     "LARGE_SOURCE",
     "MIN_PER_CLASS",
+    "N_BOOTSTRAP",
     "Candidate",
     "Fold",
     "Leaderboard",
@@ -78,6 +88,9 @@ __all__ = [
 
 MIN_PER_CLASS = 5
 """A held-out site (or fold) is scored only with at least this many records of each outcome."""
+
+N_BOOTSTRAP = 200
+"""Bootstrap resamples behind the standard error of the site-intercepts comparison."""
 
 
 # ---------------------------------------------------------------------- selection
@@ -137,6 +150,8 @@ def evaluate_candidates(
     )
     used = _subsample(source, max_rows, split_seed)
     cands = resolve_candidates(candidates, len(used))
+    if isinstance(candidates, str) and (used.groups is None or used.groups.nunique() < 2):
+        cands = _without_site_intercepts(cands)
     method, folds = source_folds(used, cv=cv, max_folds=max_folds, random_state=split_seed)
     units = _units(used, folds)
     y = used.y
@@ -155,6 +170,7 @@ def evaluate_candidates(
     from sklearn.metrics import roc_auc_score
 
     results = []
+    predictions: list[np.ndarray] = []
     bar = tqdm(  # disable=None: a bar only on a terminal
         total=len(cands) * len(folds), desc="selecting encoder", disable=None if progress else True
     )
@@ -182,6 +198,7 @@ def evaluate_candidates(
             bar.update()
         if not np.isfinite(oof).all():
             raise GraphxferError(f"candidate {cand.label!r} predicted non-finite probabilities")
+        predictions.append(oof)
         auroc: dict[str, float | None] = {}
         for info in unit_info:
             rows = units[info["name"]]
@@ -202,7 +219,7 @@ def evaluate_candidates(
             }
         )
     bar.close()
-    return Leaderboard(
+    board = Leaderboard(
         method=method,
         folds=[f.to_dict() for f in folds],
         units=unit_info,
@@ -210,8 +227,77 @@ def evaluate_candidates(
         n_source=len(source),
         n_used=len(used),
         random_state=fit_seed,
-        seconds=time.perf_counter() - start,
+        seconds=0.0,
     )
+    scored_units = {u["name"]: units[u["name"]] for u in unit_info if u["scored"]}
+    board.site_intercepts_check = _site_intercepts_check(
+        board, cands, predictions, y, scored_units, split_seed
+    )
+    board.seconds = time.perf_counter() - start
+    return board
+
+
+def _without_site_intercepts(cands: list[Candidate]) -> list[Candidate]:
+    """A single-site source: a site intercept is the intercept, so the option is dropped
+    (and a candidate that then repeats another is dropped with it)."""
+    out: list[Candidate] = []
+    seen: set[str] = set()
+    for cand in cands:
+        if cand.site_intercepts:
+            params = {k: v for k, v in cand.params.items() if k != SITE_OPTION}
+            cand = Candidate(cand.encoder, cand.objective, params)
+        if cand.label not in seen:
+            seen.add(cand.label)
+            out.append(cand)
+    return out
+
+
+def _site_intercepts_check(
+    board: Leaderboard,
+    cands: list[Candidate],
+    predictions: list[np.ndarray],
+    y: np.ndarray,
+    units: dict[str, np.ndarray],
+    seed: int,
+) -> dict[str, Any] | None:
+    """The paired score difference between the best candidate with site intercepts and the
+    best of the same encoder without, and its bootstrap standard error (module notes, step
+    4); None when the list does not hold both."""
+    from sklearn.metrics import roc_auc_score
+
+    ranking = board.ranking
+    with_sites = [i for i in ranking if cands[i].site_intercepts]
+    if not with_sites:
+        return None
+    a = with_sites[0]
+    # the same encoder without site intercepts (the pooled fits of the same model)
+    without = [
+        i for i in ranking if not cands[i].site_intercepts and cands[i].encoder == cands[a].encoder
+    ]
+    if not without:
+        return None
+    b = without[0]
+    rng = np.random.default_rng(seed)
+
+    def score(p: np.ndarray, rows: dict[str, np.ndarray]) -> float:
+        values = [float(roc_auc_score(y[r], p[r])) for r in rows.values()]
+        return (float(np.mean(values)) + min(values)) / 2
+
+    strata = {name: (rows[y[rows] == 1], rows[y[rows] == 0]) for name, rows in units.items()}
+    differences = []
+    for _ in range(N_BOOTSTRAP):
+        rows = {
+            name: np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+            for name, (pos, neg) in strata.items()
+        }
+        differences.append(score(predictions[a], rows) - score(predictions[b], rows))
+    return {
+        "with": board.results[a]["label"],
+        "without": board.results[b]["label"],
+        "difference": float(board.results[a]["score"] - board.results[b]["score"]),
+        "standard_error": float(np.std(differences, ddof=1)),
+        "n_bootstrap": N_BOOTSTRAP,
+    }
 
 
 def select_encoder(

@@ -45,6 +45,7 @@ def pretrain(
     random_state: int | np.random.Generator | None = None,
     device: str | torch.device = "auto",
     progress: bool = True,
+    groups: Any = None,
 ) -> TabularEncoder:
     """Pretrain a tabular encoder on source data.
 
@@ -96,6 +97,18 @@ def pretrain(
         ``"auto"`` uses CUDA when present. The returned encoder's network is on the CPU.
     progress : bool, default=True
         Show a progress bar over epochs.
+    groups : array-like, optional
+        The site (group) of each row. Given, the supervised logistic regression of the linear
+        encoder gets one intercept per site (*site intercepts*): its coefficients then describe
+        differences between records *within* a site, which is what ranks records at a new
+        site, instead of also absorbing differences between the sites' outcome rates (a
+        feature that is missing at one site only, for instance, would otherwise act as that
+        site's indicator). The site intercepts are not penalised (fixed effects; the L2
+        penalty then leaves a feature that is constant within every site at 0); after the
+        fit the single intercept of the returned head is re-estimated on every row with the
+        coefficients held fixed. Only for ``encoder="linear"`` with
+        ``objective="supervised"`` (the exact fit), outside ``torchrun``; one distinct site is
+        the same as none.
 
     Returns
     -------
@@ -133,6 +146,7 @@ def pretrain(
     if len(X) < _MIN_ROWS:
         raise PretrainingError(f"pretraining needs at least {_MIN_ROWS} source rows, got {len(X)}")
     target = _outcome(data, y, len(X), objective, objective_cls.needs_outcome)
+    site_codes = _site_codes(groups, len(X), objective)
 
     featurizer = Featurizer().fit(X, cols)
     batch = featurizer.transform(X)
@@ -158,6 +172,14 @@ def pretrain(
         obj = make_objective(
             objective, network, featurizer, mask_rate=mask_rate, params=objective_params
         )
+        if site_codes is not None and (
+            any(p.requires_grad for p in network.parameters()) or info.world_size > 1
+        ):
+            raise PretrainingError(
+                f"groups (site intercepts) need the exact logistic fit of encoder='linear' "
+                f"with objective='supervised' outside torchrun; encoder {encoder!r} is trained "
+                "by stochastic gradient descent"
+            )
         network.to(dev)
         obj.to(dev)
         history, best_epoch = trainer(
@@ -191,7 +213,7 @@ def pretrain(
         # a network without parameters makes supervised pretraining a logistic regression:
         # convex, so fit it exactly (every row, L-BFGS, L2 = weight_decay) instead of
         # stopping a stochastic optimiser wherever early stopping lands
-        _fit_linear_head(network, head, tensors, weight_decay)
+        _fit_linear_head(network, head, tensors, weight_decay, site_codes)
     summary = {
         "n_rows": n,
         "n_train": len(train_idx),
@@ -209,6 +231,8 @@ def pretrain(
         "world_size": world,
     }
     summary["outcome_used"] = target is not None
+    if site_codes is not None:
+        summary["site_intercepts"] = int(site_codes.max()) + 1
     if target is not None:
         summary["positive_rate"] = float(np.mean(target))
     return TabularEncoder(
@@ -221,8 +245,18 @@ def pretrain(
     )
 
 
-def _fit_linear_head(network: Any, head: torch.nn.Linear, tensors: Any, l2: float) -> None:
-    """Minimise ``mean BCE + l2/2 * |w|^2`` (bias not penalised) over a linear head, exactly."""
+def _fit_linear_head(
+    network: Any,
+    head: torch.nn.Linear,
+    tensors: Any,
+    l2: float,
+    site_codes: np.ndarray | None = None,
+) -> None:
+    """Minimise ``mean BCE + l2/2 * |w|^2`` (bias not penalised) over a linear head, exactly.
+
+    With ``site_codes`` (one integer per row) the common bias is replaced by one unpenalised
+    intercept per site; then the bias alone is refitted on every row with ``w`` fixed.
+    """
     import torch.nn.functional as F
 
     numeric, missing, categorical, y = tensors[0], tensors[1], tensors[2], tensors[-1]
@@ -233,20 +267,62 @@ def _fit_linear_head(network: Any, head: torch.nn.Linear, tensors: Any, l2: floa
     b = head.bias.detach().double().clone().reshape(-1)
     w.requires_grad_(True)
     b.requires_grad_(True)
-    opt = torch.optim.LBFGS(
-        [w, b], lr=1.0, max_iter=500, line_search_fn="strong_wolfe", tolerance_grad=1e-10
-    )
+    params = [w, b]
+    offset: torch.Tensor | None = None
+    codes: torch.Tensor | None = None
+    if site_codes is not None:
+        # one unpenalised intercept per site (fixed effects) in place of the common one
+        codes = torch.as_tensor(site_codes, dtype=torch.long)
+        offset = torch.zeros(int(codes.max()) + 1, dtype=torch.float64, requires_grad=True)
+        params = [w, offset]
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(z @ w + b, target) + 0.5 * l2 * (w @ w)
-        loss.backward()
-        return loss
+    def minimise(variables: list[torch.Tensor], loss_fn: Any) -> None:
+        opt = torch.optim.LBFGS(
+            variables, lr=1.0, max_iter=500, line_search_fn="strong_wolfe", tolerance_grad=1e-10
+        )
 
-    opt.step(closure)
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = loss_fn()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+
+    def full_loss() -> torch.Tensor:
+        logit = z @ w + (b if offset is None or codes is None else offset[codes])
+        return F.binary_cross_entropy_with_logits(logit, target) + 0.5 * l2 * (w @ w)
+
+    minimise(params, full_loss)
+    if offset is not None:
+        # the head serves sites it has not seen: one intercept for all, fitted on every row
+        # with the within-site coefficients held fixed
+        w.requires_grad_(False)
+        fixed = (z @ w).detach()
+        minimise([b], lambda: F.binary_cross_entropy_with_logits(fixed + b, target))
     with torch.no_grad():
         head.weight.copy_(w.reshape(head.weight.shape).to(head.weight.dtype))
         head.bias.copy_(b.reshape(head.bias.shape).to(head.bias.dtype))
+
+
+def _site_codes(groups: Any, n: int, objective: str) -> np.ndarray | None:
+    """``groups`` as integer codes 0..k-1 (None when not given or a single site)."""
+    if groups is None:
+        return None
+    if objective != "supervised":
+        raise PretrainingError(
+            f"groups (site intercepts) need objective='supervised', got {objective!r}"
+        )
+    import pandas as pd
+
+    values = pd.Series(np.asarray(groups, dtype=object).reshape(-1))
+    if len(values) != n:
+        raise PretrainingError(f"groups has {len(values)} values but the data has {n} rows")
+    if values.isna().any():
+        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise PretrainingError(f"groups is missing at row {row}; every row needs its site")
+    codes, uniques = pd.factorize(values.astype(str), sort=True)
+    return None if len(uniques) < 2 else codes.astype(np.int64)
 
 
 def _outcome(data: Any, y: Any, n: int, objective: str, needed: bool) -> np.ndarray | None:

@@ -59,7 +59,10 @@ def pretrain(
         Graph: ``supervised``, ``graphmae``, ``dgi``.
     **params
         Passed to :func:`tabular.pretrain` or :func:`graphxfer.graphs.pretrain_graph`
-        (``epochs``, ``batch_size``, ``random_state``, ``device``, ``progress``...).
+        (``epochs``, ``batch_size``, ``random_state``, ``device``, ``progress``...), and
+        ``site_intercepts=True`` (linear encoder, supervised objective): fit one intercept
+        per source site, so that the coefficients describe differences within a site
+        (``tabular.pretrain(groups=source.groups)``); needs a source with a group column.
 
     Returns
     -------
@@ -81,6 +84,17 @@ def pretrain(
         raise GraphxferError(f"unknown encoder {encoder!r}; choose one of {encoder_names()}")
     summary = source_summary(source)
     schema = source.schema.copy()
+    if params.pop("site_intercepts", False):
+        if kind != "tabular":
+            raise GraphxferError(
+                f"site_intercepts is an option of the linear encoder, not of {encoder!r}"
+            )
+        if source.groups is None:
+            raise GraphxferError(
+                "site_intercepts needs a source cohort with a group (site) column; declare "
+                "one with role 'group' in the schema"
+            )
+        params["groups"] = source.groups.to_numpy()
     if kind == "tabular":
         import tabular
 
