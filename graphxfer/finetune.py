@@ -210,11 +210,15 @@ class FitLedger:
     data_id : str
     start : int
         The number of entries before this fit.
+    lock : privacy.LedgerLock or None
+        With a ledger file: its lock, held from reading the file to writing it back (so that
+        concurrent fits on one file compose instead of overwriting each other).
     """
 
     ledger: Any
     data_id: str
     start: int
+    lock: Any = None
 
     @classmethod
     def open(cls, model: Any, name: str | None) -> FitLedger:
@@ -237,6 +241,7 @@ class FitLedger:
             )
         source = model.ledger
         accountant = "rdp" if model.privacy.accountant == "rdp" else "prv"
+        lock = None
         if isinstance(source, dp.PrivacyLedger):
             ledger = source
         elif isinstance(source, (str, os.PathLike)):
@@ -244,10 +249,21 @@ class FitLedger:
                 raise GraphxferError(
                     f"ledger={str(source)!r} is a folder; give the path of a ledger JSON file"
                 )
-            if Path(source).exists():
-                ledger = dp.PrivacyLedger.load(source)
-            else:
-                ledger = dp.PrivacyLedger(accountant=accountant)
+            lock = dp.LedgerLock(source).acquire()
+            try:
+                if Path(source).exists():
+                    ledger = dp.PrivacyLedger.load(source)
+                else:
+                    ledger = dp.PrivacyLedger(accountant=accountant)
+                cap = model.privacy.total_budget
+                if cap is not None:
+                    ledger.check_budget(
+                        float(model.privacy.epsilon), total_budget=cap, data_id=data_id
+                    )
+            except BaseException:
+                lock.release()
+                raise
+            return cls(ledger, data_id, len(ledger), lock)
         elif source is None:
             ledger = dp.PrivacyLedger(accountant=accountant)
         else:
@@ -271,8 +287,11 @@ class FitLedger:
         import privacy as dp
 
         ledger, data_id = self.ledger, self.data_id
-        if isinstance(path, (str, os.PathLike)):
-            ledger.save(path)
+        try:
+            if isinstance(path, (str, os.PathLike)):
+                ledger.save(path)
+        finally:
+            self.close()
         own = [e for e in ledger.entries[self.start :] if e.data_id == data_id]
         on_data = [e for e in ledger.entries if e.data_id == data_id]
         return (
@@ -280,6 +299,11 @@ class FitLedger:
             dp.PrivacyLedger(own, accountant=ledger.accountant, delta=ledger.delta),
             data_id,
         )
+
+    def close(self) -> None:
+        """Release the ledger file's lock (a fit that fails releases it unwritten)."""
+        if self.lock is not None:
+            self.lock.release()
 
 
 def settle(ledger: FitLedger | None, path: Any) -> tuple[Any, Any, str | None]:

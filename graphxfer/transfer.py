@@ -247,15 +247,21 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         aligned, report = adapter.fit(cohort, keep_extra=keep_extra)
         plan = finetune.plan_fit(self, encoder, aligned.n_persons)
         # under privacy the whole fit (guard included) must fit the budget: checked here
+        # (a ledger file stays locked from here until it is written back)
         ledger = None if self.privacy is None else finetune.FitLedger.open(self, aligned.name)
-        adapted, module, make_inputs, result = finetune.fit_aligned(
-            self, encoder, aligned, adapter.columns, random_state=self.random_state,
-            progress=self.progress, plan=plan, ledger=ledger,
-        )  # fmt: skip
-        check, fallback = run_guard(
-            self, encoder, (adapted, module, make_inputs), aligned, adapter.columns, plan, ledger
-        )
-        ledger_, fit_ledger_, data_id_ = finetune.settle(ledger, self.ledger)
+        try:
+            adapted, module, make_inputs, result = finetune.fit_aligned(
+                self, encoder, aligned, adapter.columns, random_state=self.random_state,
+                progress=self.progress, plan=plan, ledger=ledger,
+            )  # fmt: skip
+            check, fallback = run_guard(
+                self, encoder, (adapted, module, make_inputs), aligned, adapter.columns, plan,
+                ledger,
+            )  # fmt: skip
+            ledger_, fit_ledger_, data_id_ = finetune.settle(ledger, self.ledger)
+        finally:
+            if ledger is not None:
+                ledger.close()
         summary = finetune.training_summary(aligned, cohort.name, private=self.privacy is not None)
         restore(self, {
             "encoder_": adapted, "module_": module, "make_inputs": make_inputs,

@@ -29,6 +29,7 @@ from privacy.exceptions import (
     UnreachableEpsilonError,
 )
 from privacy.ledger import BudgetSpent, LedgerEntry, PrivacyLedger, compose
+from privacy.ledger_file import LedgerLock, LedgerWaitWarning
 
 if TYPE_CHECKING:  # the lazily loaded names, for type checkers
     from privacy.accounting import calibrate_noise as calibrate_noise
@@ -99,6 +100,8 @@ __all__ = [
     "InputDataError",
     "LedgerEntry",
     "LedgerFormatError",
+    "LedgerLock",
+    "LedgerWaitWarning",
     "PrivacyConfig",
     "PrivacyConfigError",
     "PrivacyError",

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from privacy.exceptions import LedgerFormatError
@@ -20,6 +23,8 @@ from privacy.ledger_entry import LedgerEntry
 __all__ = [
     "LEDGER_FORMAT",
     "LEDGER_VERSION",
+    "LedgerLock",
+    "LedgerWaitWarning",
     "ledger_document",
     "parse_ledger",
     "read_ledger",
@@ -108,3 +113,125 @@ def read_ledger(path: str | os.PathLike[str]) -> Any:
         raise LedgerFormatError(
             f"privacy ledger file {str(file)!r} is not valid JSON ({exc})."
         ) from exc
+
+
+class LedgerWaitWarning(UserWarning):
+    """A fit waits for a ledger file that another fit (or process) holds."""
+
+
+class LedgerLock:
+    """An exclusive lock on a ledger file, held from reading the ledger to writing it back.
+
+    Two fits that charge the same ledger file at the same time would otherwise both read the
+    budget spent so far, both pass a ``total_budget`` check that together they exceed, and
+    the second to write would drop the first one's entries. The lock serialises them: the
+    second fit waits (with a :class:`LedgerWaitWarning`), then reads what the first wrote.
+
+    It is an advisory operating-system lock (``flock`` on POSIX, ``msvcrt.locking`` on
+    Windows) on a companion file ``<ledger>.lock``, which is left in place; the operating
+    system releases it when the holder ends, also when it crashes. Every process that writes
+    the ledger must take it; :class:`graphxfer.TransferClassifier` does.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ledger file (it need not exist yet).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from privacy import PrivacyLedger
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ledger.json"
+    >>> with LedgerLock(path):
+    ...     ledger = PrivacyLedger.load(path) if path.exists() else PrivacyLedger()
+    ...     _ = ledger.save(path)
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    @property
+    def lock_path(self) -> Path:
+        """The companion file that carries the lock."""
+        return self.path.with_name(self.path.name + ".lock")
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self) -> LedgerLock:
+        """Take the lock, waiting for another holder to release it."""
+        if self._fd is not None:
+            return self
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if not _try_lock(fd):
+                warnings.warn(
+                    f"privacy ledger {str(self.path)!r} is being charged by another fit; "
+                    "waiting for it to finish",
+                    LedgerWaitWarning,
+                    stacklevel=2,
+                )
+                _lock(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Give the lock up (nothing happens when it is not held)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            _unlock(fd)
+            os.close(fd)
+
+    def __enter__(self) -> LedgerLock:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _lock(fd: int) -> None:
+        while not _try_lock(fd):  # LK_LOCK gives up after 10 s; wait as long as it takes
+            import time
+
+            time.sleep(0.2)
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)

@@ -47,6 +47,10 @@ def _pretrain_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --encoder auto: skip tuning the private fine-tuning settings on "
                         "the source")  # fmt: skip
     p.add_argument("--objective", default="supervised")
+    p.add_argument("--site-intercepts", action="store_true",
+                   help="--encoder linear: one intercept per source site (coefficients within "
+                        "sites; needs --group); --encoder auto uses it for its linear "
+                        "candidates")  # fmt: skip
     p.add_argument("--epochs", type=positive_int, default=50)
     p.add_argument("--batch-size", type=positive_int, default=None)
     p.add_argument("--patience", type=positive_int, default=None,
@@ -72,10 +76,11 @@ def _pretrain(args: argparse.Namespace) -> int:
     if args.nproc_per_node > 1 or args.nnodes > 1:  # every process loads the cohort itself
         from graphxfer.distributed import launch_pretrain
 
-        if args.patience is not None:
+        if args.patience is not None or args.site_intercepts:
+            flag = "--patience" if args.patience is not None else "--site-intercepts"
             raise UserError(
-                "--patience applies to pretraining in one process; drop it with "
-                "--nproc-per-node or --nnodes (the encoder's default patience is used)"
+                f"{flag} applies to pretraining in one process; drop it with "
+                "--nproc-per-node or --nnodes"
             )
 
         return launch_pretrain(args)
@@ -89,6 +94,8 @@ def _pretrain(args: argparse.Namespace) -> int:
     for name in ("batch_size", "patience"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
+    if args.site_intercepts:
+        params["site_intercepts"] = True
     encoder = pretrain(source, args.encoder, args.objective, **params)
     note = early_stopping_note(encoder.history, args.epochs)
     if note:
@@ -145,7 +152,15 @@ def _pretrain_auto(args: argparse.Namespace) -> int:
     p = build_parser()[1]["pretrain"]
     fixed = [
         f"--{name.replace('_', '-')}"
-        for name in ("objective", "epochs", "batch_size", "patience", "nproc_per_node", "nnodes")
+        for name in (
+            "objective",
+            "epochs",
+            "batch_size",
+            "patience",
+            "nproc_per_node",
+            "nnodes",
+            "site_intercepts",
+        )
         if getattr(args, name) != p.get_default(name)
     ]
     if fixed:

@@ -54,6 +54,25 @@ def test_pretrain_and_private_finetune_through_files(
     assert "PrivacyLedger" in out and "fine-tune:linear-probe" in out
 
 
+def test_pretrain_linear_with_site_intercepts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from graphxfer import load_encoder
+
+    enc = tmp_path / "enc"
+    assert main(["pretrain", "--dataset", "heart-disease", "--no-progress", "--sites",
+                 "cleveland,hungarian,switzerland", "--encoder", "linear", "--site-intercepts",
+                 "--epochs", "1", "--out", str(enc)]) == 0  # fmt: skip
+    assert load_encoder(enc).inner.source_summary_["site_intercepts"] == 3
+    mlp = tmp_path / "m"
+    assert main(["pretrain", "--dataset", "heart-disease", "--no-progress", "--encoder", "mlp",
+                 "--site-intercepts", "--epochs", "1", "--out", str(mlp)]) == 2  # fmt: skip
+    assert "exact logistic fit of encoder='linear'" in capsys.readouterr().err
+    assert main(["pretrain", "--dataset", "heart-disease", "--no-progress", "--encoder", "auto",
+                 "--site-intercepts", "--out", str(tmp_path / "a")]) == 2  # fmt: skip
+    assert "--site-intercepts cannot be combined with --encoder auto" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_explain_and_report_through_files(tmp_path: Path) -> None:
     enc, model = tmp_path / "enc", tmp_path / "model.zip"
