@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +12,7 @@ from torch.utils.data import Dataset
 
 from privacy.exceptions import InputDataError
 
-__all__ = ["PersonGroups", "RowData", "fingerprint", "prepare_rows"]
+__all__ = ["PersonGroups", "RowData", "prepare_rows"]
 
 
 @dataclass(frozen=True)
@@ -151,17 +150,6 @@ def prepare_rows(
             starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
             groups = PersonGroups(codes=codes, order=order, starts=starts, counts=counts)
     return RowData(inputs=xs, target=target, groups=groups)
-
-
-def fingerprint(data: RowData) -> str:
-    """A short SHA-256 fingerprint of the data, used as ``data_id`` when none is given."""
-    h = hashlib.sha256()
-    for t in (*data.inputs, data.target):
-        h.update(str((tuple(t.shape), str(t.dtype))).encode())
-        h.update(t.contiguous().numpy().tobytes())
-    if data.groups is not None:
-        h.update(data.groups.codes.tobytes())
-    return "sha256:" + h.hexdigest()[:16]
 
 
 class RowDataset(Dataset):

@@ -39,8 +39,8 @@ class LedgerEntry:
     epsilon, delta : float
         The guarantee of this release alone.
     data_id : str
-        Label (or fingerprint) of the data the release touched; entries with the same
-        ``data_id`` are composed together.
+        Label of the data the release touched (never a hash of the records, which would be
+        computed from them); entries with the same ``data_id`` are composed together.
     purpose : str
         What the release was for, e.g. ``"fine-tune:linear-probe"`` or ``"quantile-bounds:age"``.
     n_records : int

@@ -341,19 +341,44 @@ class GraphEncoder:
         except (KeyError, TypeError, RuntimeError) as exc:
             raise GraphError(f"malformed graph-encoder state: {exc!r}") from exc
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a model file (``weights.safetensors`` + ``meta.json``, folder or ``.zip``)."""
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        key: bytes | str | None = None,
+        overwrite: bool = False,
+    ) -> Path:
+        """Write a model file (``weights.safetensors`` + ``meta.json``, folder or ``.zip``).
+
+        Parameters
+        ----------
+        path : path-like
+            Destination folder, or a file ending in ``.zip``. An existing graphxfer model file
+            there is replaced atomically.
+        key : bytes or str, optional
+            Sign the file (HMAC-SHA256) with this key; ``$GRAPHXFER_MODEL_KEY`` when None.
+        overwrite : bool, default=False
+            Replace ``path`` even when it holds something other than a model file.
+        """
         from graphxfer.modelfile import write_model_file
 
         tensors, meta = self.to_state()
-        return write_model_file(path, tensors, meta, kind=MODEL_KIND)
+        return write_model_file(path, tensors, meta, kind=MODEL_KIND, key=key, overwrite=overwrite)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> GraphEncoder:
-        """Read a model file written by :meth:`save` (verified; never unpickles)."""
+    def load(cls, path: str | os.PathLike[str], *, key: bytes | str | None = None) -> GraphEncoder:
+        """Read a model file written by :meth:`save` (verified; never unpickles).
+
+        Parameters
+        ----------
+        path : path-like
+        key : bytes or str, optional
+            Require an HMAC-SHA256 signature made with this key (``$GRAPHXFER_MODEL_KEY`` when
+            None; with neither, the signature is not checked, the hashes still are).
+        """
         from graphxfer.modelfile import read_model_file
 
-        tensors, meta = read_model_file(path, kind=MODEL_KIND)
+        tensors, meta = read_model_file(path, kind=MODEL_KIND, key=key)
         return cls.from_state(tensors, meta)
 
     def __repr__(self) -> str:

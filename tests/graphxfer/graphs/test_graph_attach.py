@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from graphxfer.exceptions import GraphError
+from graphxfer.exceptions import GraphError, ModelFileSignatureError
 from graphxfer.graphs import GraphAttachedClassifier, GraphEncoder, pretrain_graph
 
 KINDS = ("graphsage", "gat", "gin")
@@ -142,6 +142,16 @@ def test_state_round_trip_gives_identical_embeddings_and_rows(
     loaded = GraphEncoder.load(path)
     assert np.array_equal(loaded.attach(target_frame), encoder.attach(target_frame))
     assert loaded.history_ == encoder.history_
+
+    signed = encoder.save(tmp_path / f"{kind}-signed.zip", key="a key of this site, 32 bytes")
+    assert np.array_equal(
+        GraphEncoder.load(signed, key="a key of this site, 32 bytes").attach(target_frame),
+        encoder.attach(target_frame),
+    )
+    with pytest.raises(ModelFileSignatureError):
+        GraphEncoder.load(signed, key="another key, also long enough")
+    with pytest.raises(ModelFileSignatureError):
+        GraphEncoder.load(path, key="a key of this site, 32 bytes")  # unsigned
 
 
 def test_from_state_rejects_mismatched_weights(encoders: dict[str, GraphEncoder]) -> None:
