@@ -345,10 +345,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         from torch import nn
 
         self._check_fitted()
-        net = self.module_.network
+        # a graph encoder's module (a GraphAttachedClassifier) has no per-column network
+        net = getattr(self.module_, "network", None) if self.encoder_.kind == "tabular" else None
         if (
             self.fallback_ is not None
-            or self.encoder_.kind != "tabular"
+            or net is None
             or not callable(getattr(net, "column_inputs", None))
             or getattr(net, "missing", "token") == "drop"
         ):

@@ -7,6 +7,7 @@ import pytest
 
 import graphxfer as gx
 from graphxfer import datasets
+from graphxfer.exceptions import GraphxferError
 from graphxfer.explain import ExplanationError
 
 
@@ -86,3 +87,20 @@ def test_report_of_a_model_with_renamed_and_converted_columns(tmp_path) -> None:
     )  # fmt: skip
     html = path.read_text()
     assert "Model card" in html and "age" in html
+
+
+def test_a_graph_transfer_is_explained_through_predict_proba() -> None:
+    heart = datasets.load_heart_disease()
+    source = heart.select_groups(["cleveland", "hungarian"])
+    target = heart.select_groups("va")
+    encoder = gx.pretrain(source, "graphsage", epochs=2, hidden=16, k=5, progress=False,
+                          random_state=0)  # fmt: skip
+    clf = gx.TransferClassifier(encoder, epochs=2, random_state=0).fit(target)
+    cohort = target.subset(np.arange(6))
+    with pytest.raises(GraphxferError, match="method='permutation'"):
+        clf.torch_explain_parts()  # no per-column network: a clear error, not a crash
+    exp = gx.explain(clf, cohort, n_background=8, max_evals=40, progress=False, random_state=0)
+    p = clf.predict_proba(cohort)[:, 1]
+    np.testing.assert_allclose(exp.base_values + exp.values.sum(axis=1), p, atol=1e-6)
+    with pytest.raises(GraphxferError, match="use method='permutation' or 'exact'"):
+        gx.explain(clf, cohort, method="gradient", progress=False, random_state=0)
