@@ -346,7 +346,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
         self._check_fitted()
         # a graph encoder's module (a GraphAttachedClassifier) has no per-column network
-        net = getattr(self.module_, "network", None) if self.encoder_.kind == "tabular" else None
+        net: Any = (
+            getattr(self.module_, "network", None) if self.encoder_.kind == "tabular" else None
+        )
         if (
             self.fallback_ is not None
             or net is None
