@@ -211,11 +211,13 @@ class ZeroShot:
 
 
 LINEAR_CANDIDATES = [
-    {"encoder": "linear", "params": {"weight_decay": wd}} for wd in (0.1, 0.03, 0.01, 0.003, 0.001)
+    {"encoder": "linear", "params": {"weight_decay": wd, "site_intercepts": True}}
+    for wd in (0.1, 0.03, 0.01, 0.003, 0.001)
 ]
 """A short candidate list for large sources: logistic regressions over the featurizer's
-features, fitted exactly, at five strengths of weight decay (the default ``"fast"`` set adds
-an MLP and GraphSAGE, whose pretraining on tens of thousands of records takes minutes)."""
+features with one intercept per source site, fitted exactly, at five strengths of weight
+decay (the default ``"fast"`` set adds an MLP and GraphSAGE, whose pretraining on tens of
+thousands of records takes minutes)."""
 
 
 def pretrain_auto(
@@ -234,14 +236,16 @@ def pretrain_auto(
     The simulation draws a target of each size from a held-out source site (at most 60% of
     the site), so sizes above what the smallest held-out part allows are simulated at that
     bound; a fit looks up the nearest simulated size. ``--quick`` restricts the choice to one
-    candidate (a logistic regression over the featurizer's features) and skips the
-    simulation: the private fits then use the defaults for small targets.
+    candidate (a logistic regression over the featurizer's features, with site intercepts)
+    and skips the simulation: the private fits then use the defaults for small targets.
     """
     import graphxfer as gx
     from graphxfer.selection import Leaderboard, source_folds
 
     if quick:
-        candidates = [{"encoder": "linear", "params": {"weight_decay": 0.01}}]
+        candidates = [
+            {"encoder": "linear", "params": {"weight_decay": 0.01, "site_intercepts": True}}
+        ]
         presets: Any = False
     else:
         _, folds = source_folds(source, max_folds=3, random_state=seed)
