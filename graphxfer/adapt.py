@@ -80,6 +80,10 @@ class TargetAdapter:
         columns it uses); ``None`` before :meth:`fit`.
     ignored_columns : list of str
         Target-only columns the encoder cannot read.
+    scaled_from_training : list of str
+        Target-only numeric columns without declared bounds (a fit without privacy): their
+        training range sets their scaling only, so that a later record outside it is still
+        read (the featurizer clips it) rather than refused.
     """
 
     def __init__(
@@ -98,6 +102,7 @@ class TargetAdapter:
         self.private = bool(private)
         self.feature_schema: Schema | None = None
         self.ignored_columns: list[str] = []
+        self.scaled_from_training: list[str] = []
         self._key: str | None = None
 
     # ------------------------------------------------------------------ user records
@@ -234,6 +239,7 @@ class TargetAdapter:
             )
         cols: list[Column] = []
         ignored: list[str] = []
+        self.scaled_from_training = []
         for col in aligned.schema.features:
             if col.name not in report.extra:
                 cols.append(col)
@@ -259,6 +265,7 @@ class TargetAdapter:
             values = aligned.data[col.name].astype(float)
             lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
             col = Column.from_dict({**col.to_dict(), "lower": lo, "upper": max(hi, lo + 1)})
+            self.scaled_from_training.append(col.name)
         if col.kind == "categorical" and col.categories is None:
             if self.private:
                 raise GraphxferError(
@@ -297,8 +304,22 @@ class TargetAdapter:
     def model_frame(self, frame: pd.DataFrame) -> ModelFrame:
         """Records already in model space, read as the feature schema declares (values
         checked, unknown categories mapped to ``"<unknown>"``); nothing is translated."""
-        cohort = Cohort(frame, self._fitted(), unknown="map", all_missing="keep")
+        cohort = Cohort(frame, self._readable(), unknown="map", all_missing="keep")
         return self._marked(cohort.X)
+
+    def _readable(self) -> Schema:
+        """The feature schema as records are checked against it: bounds taken from the
+        training range (:attr:`scaled_from_training`) scale a column, they do not limit it."""
+        schema = self._fitted()
+        if not self.scaled_from_training:
+            return schema
+        cols = []
+        for col in schema.columns:
+            data = col.to_dict()
+            if col.name in self.scaled_from_training:
+                data.update(lower=None, upper=None)
+            cols.append(Column.from_dict(data))
+        return Schema(cols)
 
     def to_model(self, X: Any) -> ModelFrame:
         """Any records in model space, translated once.
@@ -361,6 +382,7 @@ class TargetAdapter:
             "private": self.private,
             "feature_schema": None if schema is None else schema.to_dict(),
             "ignored_columns": list(self.ignored_columns),
+            "scaled_from_training": list(self.scaled_from_training),
         }
 
     @classmethod
@@ -381,6 +403,7 @@ class TargetAdapter:
         if data["feature_schema"] is not None:
             adapter.feature_schema = Schema.from_dict(data["feature_schema"])
         adapter.ignored_columns = list(data["ignored_columns"])
+        adapter.scaled_from_training = list(data.get("scaled_from_training", []))
         adapter._key = None
         return adapter
 

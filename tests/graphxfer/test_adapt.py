@@ -84,6 +84,32 @@ def test_fit_decides_the_model_columns(fitted: TargetAdapter) -> None:
     assert fitted.ignored_columns == []
 
 
+def test_a_training_range_scales_a_column_but_does_not_limit_it(
+    fitted: TargetAdapter, source: Schema
+) -> None:
+    assert fitted.scaled_from_training == ["bmi"]
+    upper = fitted.feature_schema["bmi"].upper  # type: ignore[index]
+    model = fitted.to_model(_frame(5))
+    model.loc[model.index[0], "bmi"] = upper + 25.0  # a later record outside the range
+    # read as model space (what explanations and predict_proba_features do), not refused
+    again = fitted.model_frame(model)
+    assert again["bmi"].iloc[0] == upper + 25.0
+    back = TargetAdapter.from_dict(json.loads(json.dumps(fitted.to_dict())))
+    assert back.scaled_from_training == ["bmi"]
+    assert back.model_frame(model)["bmi"].iloc[0] == upper + 25.0
+    # declared bounds still limit the column
+    declared = TargetAdapter(source, **OPTIONS)
+    declared.fit(
+        declared.to_cohort(
+            Cohort(_records(0), _target_schema(bmi_bounds=True)), need_target=True, training=True
+        )
+    )
+    assert declared.scaled_from_training == []
+    model.loc[model.index[0], "bmi"] = 75.0
+    with pytest.raises(GraphxferError, match="bmi"):
+        declared.model_frame(model)
+
+
 def test_to_model_translates_once(fitted: TargetAdapter) -> None:
     raw = _records(1)
     model = fitted.to_model(Cohort(raw, _target_schema(bmi_bounds=False)))
