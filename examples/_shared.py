@@ -177,7 +177,13 @@ def show_transfer_check(model: Any) -> None:
             f"{check['chosen']}"
         )
         return
-    verdict = "passed" if check["passed"] else "FAILED (negative transfer)"
+    verdict = (
+        "inconclusive (within two standard errors: the transferred model is kept)"
+        if check.get("verdict") == "inconclusive"
+        else "passed"
+        if check["passed"]
+        else "FAILED (negative transfer)"
+    )
     say(
         f"Negative-transfer check ({check['method']}): transfer {check['transfer_auc']:.3f} "
         f"vs target-only {check['baseline']} {check['baseline_auc']:.3f}: {verdict}"

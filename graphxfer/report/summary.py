@@ -117,6 +117,19 @@ def transfer_verdict(check: Any, privacy: Mapping[str, Any] | None = None) -> di
             "candidates": candidates,
             "epsilon": costs,
         }
+    if check.get("verdict") == "inconclusive":
+        t_auc = float(check.get("transfer_auc") or 0.0)
+        b_auc = float(check.get("baseline_auc") or 0.0)
+        se = float(check.get("standard_error") or 0.0)
+        baseline = check.get("baseline") or "target-only"
+        line = (
+            f"{title}: inconclusive (AUROC of the transferred model {t_auc:.3f} "
+            f"< target-only {baseline} baseline {b_auc:.3f}, a gap within two "
+            f"standard errors ({2 * se:.3f}); the transferred model was kept"
+            + (f"; {check['method']}" if check.get("method") else "")
+            + ")"
+        )
+        return {"status": "inconclusive", "line": line}
     if passed is None:
         return {"status": "not available", "line": f"{title}: ran, but records no verdict"}
     verdict = "passed" if passed else "FAILED"

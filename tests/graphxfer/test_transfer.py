@@ -307,13 +307,33 @@ def inverted() -> dict[str, Any]:
     return {"encoder": enc, "target": target, "params": params}
 
 
+def test_a_gap_within_noise_is_inconclusive_and_keeps_the_model() -> None:
+    from graphxfer.guard import CHECK_MARGIN_SE, compare_aurocs
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(120), np.ones(15)].astype(int)  # few events, as at a small site
+    signal = y + rng.normal(0.0, 0.8, len(y))
+    slightly = signal + rng.normal(0.0, 0.3, len(y))  # a noisier copy: a little behind
+    auc_t, auc_b, se, verdict = compare_aurocs(y, slightly, signal, random_state=0)
+    assert auc_t < auc_b and auc_b - auc_t < CHECK_MARGIN_SE * se
+    assert verdict == "inconclusive"
+    # the same gap with many records is no longer noise
+    big = np.tile(y, 40)
+    noise = rng.normal(0.0, 0.8, len(big))
+    clear = compare_aurocs(
+        big, big + noise + rng.normal(0.0, 0.6, len(big)), big + noise, random_state=0
+    )
+    assert clear[3] == "failed"
+
+
 def test_negative_transfer_warns_and_is_recorded(inverted: dict[str, Any]) -> None:
     clf = TransferClassifier(inverted["encoder"], **inverted["params"])
     with pytest.warns(NegativeTransferWarning, match="negative transfer"):
         clf.fit(inverted["target"])
     check = clf.transfer_check_
     assert check["ran"] is True and check["passed"] is False and check["action"] == "warned"
-    assert check["transfer_auc"] < check["baseline_auc"]
+    assert check["verdict"] == "failed"
+    assert check["baseline_auc"] - check["transfer_auc"] > 2 * check["standard_error"]
     assert check["baseline"] == "xgboost"
     assert clf.fallback_ is None  # "warn" keeps the transferred model's predictions
     assert clf.model_card()["transfer_check"] == check

@@ -144,6 +144,23 @@ def test_other_verdicts():
     assert failed["status"] == "failed"
     assert "0.610 < target-only logistic baseline 0.650" in failed["line"]
     assert "action: fallback" in failed["line"]
+    inconclusive = transfer_verdict(
+        {
+            "ran": True,
+            "method": "3-fold cross-fitting on the target training data",
+            "transfer_auc": 0.672,
+            "baseline": "xgboost",
+            "baseline_auc": 0.679,
+            "standard_error": 0.03,
+            "verdict": "inconclusive",
+            "passed": None,
+            "action": "none",
+        }
+    )
+    assert inconclusive["status"] == "inconclusive"
+    assert "0.672 < target-only xgboost baseline 0.679" in inconclusive["line"]
+    assert "within two standard errors (0.060)" in inconclusive["line"]
+    assert "transferred model was kept" in inconclusive["line"]
     skipped = transfer_verdict({"ran": False, "reason": "too few records of one class"})
     assert skipped == {
         "status": "not run",
