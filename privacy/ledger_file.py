@@ -165,6 +165,7 @@ class LedgerLock:
         """Take the lock, waiting for another holder to release it."""
         if self._fd is not None:
             return self
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)  # as ledger.save does
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             if not _try_lock(fd):

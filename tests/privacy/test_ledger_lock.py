@@ -67,6 +67,14 @@ def test_two_writers_keep_both_entries_only_under_the_lock(tmp_path: Path, lock:
         assert len(kept) == 1
 
 
+def test_the_lock_of_a_ledger_in_a_new_folder(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "folder" / "ledger.json"  # ledger.save creates folders too
+    with LedgerLock(path) as lock:
+        assert lock.held
+        PrivacyLedger([_entry(0.1)]).save(path)
+    assert len(PrivacyLedger.load(path)) == 1
+
+
 def test_a_waiting_holder_is_told_and_the_lock_is_reentrant_per_object(tmp_path: Path) -> None:
     path = tmp_path / "ledger.json"
     first = LedgerLock(path).acquire()
