@@ -181,8 +181,20 @@ def test_gaussian_noise_has_the_calibrated_spread(hardened: bool) -> None:
 
 # ----------------------------------------------------------------------------- 2. scanning
 def _numbers(value: float) -> list[str]:
-    """How artefacts print a float: JSON/repr, and 3 and 4 significant digits."""
-    return [repr(float(value)), f"{value:.4g}", f"{value:.3g}"]
+    """How artefacts print a float: JSON/repr, and 3 and 4 significant digits.
+
+    A rounded form that keeps fewer than 3 significant digits (a loss of 0.60002 prints as
+    ``0.6`` at 4 digits) is left out: it no longer identifies the value, and it matches
+    public numbers such as a sampling rate of 0.6.
+    """
+    rounded = [f"{value:.4g}", f"{value:.3g}"]
+    return [repr(float(value))] + [t for t in rounded if _significant(t) >= 3]
+
+
+def _significant(token: str) -> int:
+    """Significant digits of a printed number (``"0.6"`` -> 1, ``"0.593"`` -> 3)."""
+    mantissa = token.lower().split("e")[0].lstrip("+-").replace(".", "")
+    return len(mantissa.lstrip("0"))
 
 
 def _found(token: str, text: str) -> bool:
