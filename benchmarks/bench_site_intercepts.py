@@ -41,7 +41,12 @@ def row(target: Any, n_splits: int) -> dict[str, Any]:
     """The figures of one quality-benchmark row (see the module notes)."""
     import graphxfer
     from benchmarks.bench_quality import fit_logistic, logistic_proba, zero_shot_proba
-    from graphxfer.selection import Candidate, default_candidates, evaluate_candidates
+    from graphxfer.selection import (
+        Candidate,
+        default_candidates,
+        evaluate_candidates,
+        whole_source_params,
+    )
 
     start = time.perf_counter()
     source, cohort, _ = target.load()
@@ -52,17 +57,13 @@ def row(target: Any, n_splits: int) -> dict[str, Any]:
     if check is None:
         raise SystemExit(f"row {target.key}: the source has a single site")
     by_label = {r["label"]: Candidate.from_dict(r["candidate"]) for r in board.results}
-    n_train = float(np.mean([f["n_train"] for f in board.folds]))
     splits = [
         cohort.split(cohort.n_persons - target.n, random_state=SEED0 + i)[1]
         for i in range(n_splits)
     ]
     out: dict[str, Any] = {"key": target.key, "check": check}
     for kind in ("without", "with"):
-        cand = by_label[check[kind]]
-        params = dict(cand.params)
-        # the selection's per-record penalty, restated for the whole source (select_encoder)
-        params["weight_decay"] = float(params["weight_decay"]) * n_train / len(source)
+        params = whole_source_params(board, by_label[check[kind]], len(source))
         enc = graphxfer.pretrain(
             source, "linear", "supervised", random_state=SEED0, progress=False, **params
         )

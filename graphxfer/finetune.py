@@ -287,11 +287,8 @@ class FitLedger:
         import privacy as dp
 
         ledger, data_id = self.ledger, self.data_id
-        try:
-            if isinstance(path, (str, os.PathLike)):
-                ledger.save(path)
-        finally:
-            self.close()
+        if isinstance(path, (str, os.PathLike)):
+            ledger.save(path)  # still under the file's lock: the fit releases it after
         own = [e for e in ledger.entries[self.start :] if e.data_id == data_id]
         on_data = [e for e in ledger.entries if e.data_id == data_id]
         return (
@@ -301,7 +298,8 @@ class FitLedger:
         )
 
     def close(self) -> None:
-        """Release the ledger file's lock (a fit that fails releases it unwritten)."""
+        """Release the ledger file's lock: after the ledger is written back, or unwritten when
+        the fit fails."""
         if self.lock is not None:
             self.lock.release()
 

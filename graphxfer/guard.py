@@ -329,14 +329,16 @@ def compare_aurocs(
     y = np.asarray(y)
     auc_t = float(roc_auc_score(y, transfer))
     auc_b = float(roc_auc_score(y, baseline))
-    rng = np.random.default_rng(random_state)
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    differences = []
-    for _ in range(_N_BOOTSTRAP):
-        rows = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
-        differences.append(
-            roc_auc_score(y[rows], transfer[rows]) - roc_auc_score(y[rows], baseline[rows])
-        )
+    from graphxfer.evaluate.metrics import stratified_resamples
+
+    draws = stratified_resamples(
+        y, {"all": np.arange(len(y))}, n_boot=_N_BOOTSTRAP, random_state=random_state
+    )
+    differences = [
+        roc_auc_score(y[d["all"]], transfer[d["all"]])
+        - roc_auc_score(y[d["all"]], baseline[d["all"]])
+        for d in draws
+    ]
     se = float(np.std(differences, ddof=1))
     if auc_t >= auc_b:
         verdict = "passed"

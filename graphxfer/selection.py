@@ -84,6 +84,7 @@ __all__ = [
     "registered_encoders",
     "select_encoder",
     "source_folds",
+    "whole_source_params",
 ]
 
 MIN_PER_CLASS = 5
@@ -277,20 +278,17 @@ def _site_intercepts_check(
     if not without:
         return None
     b = without[0]
-    rng = np.random.default_rng(seed)
 
     def score(p: np.ndarray, rows: dict[str, np.ndarray]) -> float:
         values = [float(roc_auc_score(y[r], p[r])) for r in rows.values()]
         return (float(np.mean(values)) + min(values)) / 2
 
-    strata = {name: (rows[y[rows] == 1], rows[y[rows] == 0]) for name, rows in units.items()}
-    differences = []
-    for _ in range(N_BOOTSTRAP):
-        rows = {
-            name: np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
-            for name, (pos, neg) in strata.items()
-        }
-        differences.append(score(predictions[a], rows) - score(predictions[b], rows))
+    from graphxfer.evaluate.metrics import stratified_resamples
+
+    differences = [
+        score(predictions[a], rows) - score(predictions[b], rows)
+        for rows in stratified_resamples(y, units, n_boot=N_BOOTSTRAP, random_state=seed)
+    ]
     return {
         "with": board.results[a]["label"],
         "without": board.results[b]["label"],
@@ -345,13 +343,7 @@ def select_encoder(
         progress=progress,
     )
     best = board.best
-    params = dict(best.params)
-    n_train = [int(f["n_train"]) for f in board.folds if f.get("n_train")]
-    if best.encoder == "linear" and "weight_decay" in params and n_train:
-        # the linear encoder's L2 penalty is per record (mean-loss units): the strength
-        # validated on folds of ~n_train records corresponds to weight_decay * n_train in
-        # total, which on the whole source is this per-record value
-        params["weight_decay"] = float(params["weight_decay"]) * np.mean(n_train) / len(source)
+    params = whole_source_params(board, best, len(source))
     t0 = time.perf_counter()
     encoder = pretrain(
         source,
@@ -367,6 +359,21 @@ def select_encoder(
     record["final_fit_seconds"] = time.perf_counter() - t0
     encoder.metadata["selection"] = record
     return encoder
+
+
+def whole_source_params(board: Leaderboard, cand: Candidate, n_source: int) -> dict[str, Any]:
+    """``cand``'s pretraining parameters for a fit on the whole source of ``n_source`` records.
+
+    The linear encoder's L2 penalty is per record (mean-loss units): the strength validated on
+    folds of about ``n_train`` records corresponds to ``weight_decay * n_train`` in total,
+    which on the whole source is ``weight_decay * n_train / n_source`` per record. Other
+    parameters are returned as they are.
+    """
+    params = dict(cand.params)
+    n_train = [int(f["n_train"]) for f in board.folds if f.get("n_train")]
+    if cand.encoder == "linear" and "weight_decay" in params and n_train:
+        params["weight_decay"] = float(params["weight_decay"]) * np.mean(n_train) / n_source
+    return params
 
 
 def _units(source: Cohort, folds: list[Fold]) -> dict[str, np.ndarray]:

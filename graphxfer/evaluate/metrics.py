@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ __all__ = [
     "expected_calibration_error",
     "mean_ci",
     "score_all",
+    "stratified_resamples",
 ]
 
 
@@ -124,3 +125,47 @@ def bootstrap_ci(
         return point, float("nan"), float("nan")
     lo, hi = np.quantile(stats_, [(1 - level) / 2, (1 + level) / 2])
     return point, float(lo), float(hi)
+
+
+def stratified_resamples(
+    y: np.ndarray,
+    units: Mapping[str, np.ndarray],
+    *,
+    n_boot: int = 200,
+    random_state: int | np.random.Generator | None = None,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Bootstrap resamples of the records of each unit, stratified by outcome.
+
+    Each resample draws, within every unit (a site, a fold, or all records), as many positive
+    and as many negative records as the unit has, with replacement; score two models on the
+    same resample for a paired comparison.
+
+    Parameters
+    ----------
+    y : array of 0/1
+    units : dict of str to array of int
+        The record positions of each unit.
+    n_boot : int, default=200
+    random_state : int, Generator or None
+
+    Yields
+    ------
+    dict of str to array of int
+        The resampled positions of each unit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0, 0, 1, 1, 1])
+    >>> draw = next(stratified_resamples(y, {"all": np.arange(5)}, random_state=0))
+    >>> int(y[draw["all"]].sum())
+    3
+    """
+    y = np.asarray(y)
+    rng = np.random.default_rng(random_state)
+    strata = {name: (rows[y[rows] == 1], rows[y[rows] == 0]) for name, rows in units.items()}
+    for _ in range(n_boot):
+        yield {
+            name: np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+            for name, (pos, neg) in strata.items()
+        }
