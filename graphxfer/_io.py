@@ -108,7 +108,12 @@ def exchange_paths(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool
     return _rename_flags(Path(a), Path(b), _RENAME_EXCHANGE)
 
 
-def atomic_replace_dir(build: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+def atomic_replace_dir(
+    build: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    check_old: Callable[[Path], None] | None = None,
+) -> None:
     """Move the finished folder ``build`` to ``path``, replacing an old folder atomically.
 
     Where the system can (see :func:`exchange_paths`), the two folders are exchanged in one
@@ -116,6 +121,16 @@ def atomic_replace_dir(build: str | os.PathLike[str], path: str | os.PathLike[st
     new content; the old content, now at ``build``, is then deleted. Elsewhere the old folder
     is renamed aside, the new one renamed in, and only then is the old one deleted: ``path``
     never holds a mixture, but a reader may find it missing between the two renames.
+
+    Parameters
+    ----------
+    build, path : path-like
+        The finished new folder, and where it goes.
+    check_old : callable, optional
+        Called with the location of the old content once it is out of ``path`` and before it
+        is deleted; an exception from it puts both folders back where they were and is
+        raised. A caller that checked ``path`` beforehand passes the same check here, so that
+        a folder another process put at ``path`` in between is never deleted unchecked.
     """
     build, path = Path(build), Path(path)
     if not os.path.lexists(path):
@@ -130,11 +145,19 @@ def atomic_replace_dir(build: str | os.PathLike[str], path: str | os.PathLike[st
     if path.is_symlink() or not path.is_dir():
         raise FileExistsError(f"{str(path)!r} exists and is not a folder")
     if exchange_paths(build, path):
+        if check_old is not None:
+            try:
+                check_old(build)
+            except BaseException:
+                exchange_paths(build, path)  # the old content back at path, the new at build
+                raise
         shutil.rmtree(build, ignore_errors=True)
         return
     old = path.with_name(f".{path.name}.old-{secrets.token_hex(8)}.tmp")
     os.replace(path, old)
     try:
+        if check_old is not None:
+            check_old(old)
         os.replace(build, path)
     except BaseException:
         os.replace(old, path)

@@ -262,13 +262,7 @@ def align_frame(
     # binary columns are already 0/1: relabel the schema's categories so validation passes
     for col in new_schema:
         if col.kind == "binary" and col.role not in ("ignore", "id", "group"):
-            raw[col.name] = raw[col.name].map(
-                lambda v, c=col: (
-                    np.nan
-                    if pd.isna(v)
-                    else (c.categories[int(v)] if c.categories is not None else int(v))
-                )
-            )
+            raw[col.name] = _binary_labels(raw[col.name], col)
     return raw, new_schema, report
 
 
@@ -343,6 +337,19 @@ def _paired_columns(
         if src in source_schema and src not in src_to_own:
             src_to_own[src] = own  # an ignored column: reported missing below
     return renamed_to_src, src_to_own
+
+
+def _binary_labels(values: pd.Series, col: Column) -> pd.Series:
+    """Canonical 0.0 / 1.0 values of a binary column as its labels (``categories``, else the
+    integers 0 and 1); missing values stay NaN."""
+    numbers = values.to_numpy(dtype="float64")
+    observed = ~np.isnan(numbers)
+    labels: list[Any] = list(col.categories) if col.categories is not None else [0, 1]
+    table = np.empty(2, dtype=object)
+    table[:] = labels
+    out = np.full(len(numbers), np.nan, dtype=object)
+    out[observed] = table[numbers[observed].astype(np.int64)]
+    return pd.Series(out, index=values.index, name=values.name, dtype=object)
 
 
 def _copy(col: Column) -> Column:

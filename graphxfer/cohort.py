@@ -384,6 +384,12 @@ class Cohort:
             convert=convert,
             name=self.name,
         )
+        if self._already_aligned(new_schema, report):
+            # every column is this cohort's own, under the same definition, unchanged: the
+            # values were checked against it when this cohort was built
+            frame = self._data[new_schema.names].copy()
+            aligned = Cohort._from_valid(frame, new_schema, like=self)
+            return aligned, report
         aligned = Cohort(
             raw,
             new_schema,
@@ -394,6 +400,18 @@ class Cohort:
         )
         report.unknown_categories = dict(aligned.unknown_counts)
         return aligned, report
+
+    def _already_aligned(self, new_schema: Schema, report: AlignmentReport) -> bool:
+        """Whether alignment changed nothing: the aligned columns are this cohort's own
+        columns under identical definitions (bounds, vocabulary, missing codes), none renamed,
+        recoded, converted, coerced or missing, and no category was mapped to ``<unknown>``
+        when this cohort was built (re-reading would count it again)."""
+        if report.renamed or report.recoded or report.converted or report.coerced:
+            return False
+        if report.missing or self.unknown_counts:
+            return False
+        names = set(self.schema.names)
+        return all(col.name in names and col == self.schema[col.name] for col in new_schema)
 
 
 # ---------------------------------------------------------------------- helpers

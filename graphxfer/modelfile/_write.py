@@ -150,7 +150,12 @@ def write_model_file(
         os.chmod(build, default_mode(directory=True))
         _fsync(build)
         _check_destination(path, overwrite=overwrite)
-        atomic_replace_dir(build, path)
+        atomic_replace_dir(
+            build,
+            path,
+            # what another process may have put at path since the check is checked again
+            check_old=lambda old: _check_destination(old, overwrite=overwrite, shown=path),
+        )
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
@@ -172,16 +177,19 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _check_destination(path: Path, *, overwrite: bool) -> None:
-    """Refuse to replace anything but a graphxfer model file, unless ``overwrite``."""
+def _check_destination(path: Path, *, overwrite: bool, shown: Path | None = None) -> None:
+    """Refuse to replace anything but a graphxfer model file, unless ``overwrite``.
+
+    ``shown`` is the destination named in the error when ``path`` is where its old content
+    was moved aside (see :func:`~graphxfer._io.atomic_replace_dir`)."""
     if not os.path.lexists(path):
         return
-    where = repr(str(path))
+    where = repr(str(shown if shown is not None else path))
     if path.is_symlink():
         raise ModelFileExistsError(
             f"{where} is a symbolic link; save to the folder or file it points to, or remove it"
         )
-    if path.suffix == ".zip":
+    if (shown if shown is not None else path).suffix == ".zip":
         if not path.is_file():
             raise ModelFileExistsError(
                 f"{where} exists and is not a file; a .zip model file cannot replace it "

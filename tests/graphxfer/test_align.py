@@ -435,3 +435,39 @@ def test_own_id_standing_in_for_a_source_feature():
     # an id on both sides is simply this cohort's id
     aligned, report = cohort.align(Schema([Column("x"), Column("site", "categorical", "id")]))
     assert aligned.ids.tolist() == ["A", "B", "C"] and report.matched == ["x"]
+
+
+def test_aligning_to_its_own_schema_keeps_the_data_and_reports_matches():
+    aligned_once, _ = full_alignment()
+    again, report = aligned_once.align(aligned_once.schema)
+    # nothing to do: the same columns, values and index, every column matched
+    pd.testing.assert_frame_equal(again.data, aligned_once.data)
+    assert again.schema == aligned_once.schema
+    assert report.matched == [
+        c.name for c in aligned_once.schema if c.role in ("feature", "target")
+    ]
+    assert not (report.renamed or report.recoded or report.converted or report.missing)
+    # the aligned cohort is independent of the one it came from
+    again._data.iloc[0, 0] = -1.0
+    assert aligned_once.data.iloc[0, 0] != -1.0
+
+
+def test_aligning_to_a_stricter_source_still_checks_values():
+    aligned_once, _ = full_alignment()
+    stricter = aligned_once.schema.replace("age", lower=55)  # same column, tighter bounds
+    with pytest.raises(OutOfBoundsError, match="'age'"):
+        aligned_once.align(stricter)
+
+
+def test_realigning_a_cohort_with_mapped_categories_counts_them_again():
+    df = target_frame()
+    df["thal"] = ["normal", "weird", "fixed", "normal", "normal"]
+    vocab = ["normal", "fixed", "reversible"]
+    with pytest.warns(UnknownCategoryWarning):
+        cohort = Cohort(
+            df, target_schema().add(Column("thal", "categorical", categories=vocab)), unknown="map"
+        )
+    assert cohort.unknown_counts == {"thal": 1}
+    with pytest.warns(UnknownCategoryWarning):
+        _, report = cohort.align(cohort.schema)
+    assert report.unknown_categories == {"thal": 1}

@@ -116,3 +116,34 @@ def test_interrupted_save_leaves_the_old_file_intact(
     assert meta["version"] == "old"
     leftovers = [p for p in target.parent.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "rename-aside"])
+def test_a_folder_put_in_place_during_a_save_is_not_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool
+) -> None:
+    import shutil
+
+    import graphxfer._io as io
+    import graphxfer.modelfile._write as writer
+    from graphxfer.exceptions import ModelFileExistsError
+
+    path = tmp_path / "model"
+    write_model_file(path, _tensors(), {"version": "old"}, kind="encoder")
+    real = writer.atomic_replace_dir
+
+    def another_process_swaps_in_a_folder(build: Path, dest: Path, **kwargs: object) -> None:
+        # after the writer checked ``dest`` (a model file) and before it swaps
+        shutil.rmtree(dest)
+        dest.mkdir()
+        (dest / "notes.txt").write_text("keep me")
+        real(build, dest, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer, "atomic_replace_dir", another_process_swaps_in_a_folder)
+    if not exchange:
+        monkeypatch.setattr(io, "exchange_paths", lambda a, b: False)
+    with pytest.raises(ModelFileExistsError, match="not a graphxfer model file"):
+        write_model_file(path, _tensors(), {"version": "new"}, kind="encoder")
+    assert sorted(p.name for p in path.iterdir()) == ["notes.txt"]
+    assert (path / "notes.txt").read_text() == "keep me"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary folder left
