@@ -205,11 +205,20 @@ class Encoder:
                 f"Encoder.metadata must be JSON-ready (plain dicts, lists, strings, finite "
                 f"numbers, None): {exc}"
             ) from exc
+        notes = copy.deepcopy(self.metadata)
+        stored = notes.get("head_precision")
+        if isinstance(stored, dict) and "values" in stored:
+            # up to 513 x 513 numbers: weights, not metadata (meta.json stays readable)
+            import torch
+
+            values = stored.pop("values")
+            tensors = {**tensors, PRECISION_TENSOR: torch.tensor(values, dtype=torch.float64)}
+            stored["values_tensor"] = PRECISION_TENSOR
         meta = {
             "encoder": {"name": self.name, "kind": self.kind, "state": inner_meta},
             "schema": self.schema.to_dict(),
             "source_summary": self.source_summary,
-            "metadata": copy.deepcopy(self.metadata),
+            "metadata": notes,
         }
         return tensors, meta
 
@@ -228,6 +237,7 @@ class Encoder:
             raise ModelFileError(
                 f"the encoder's 'metadata' entry must be a JSON object, got {type(notes).__name__}"
             )
+        notes, tensors = _with_stored_values(copy.deepcopy(notes), dict(tensors))
         inner_cls = _inner_class(name, kind)
         try:
             inner = inner_cls.from_state(tensors, enc["state"])
@@ -258,6 +268,31 @@ class Encoder:
         """
         tensors, meta = self.to_state()
         return write_model_file(path, tensors, meta, kind="encoder", key=key, overwrite=overwrite)
+
+
+PRECISION_TENSOR = "metadata.head_precision"
+"""Name, in an encoder's weights, of the source head precision's values (files written
+before it existed hold them in ``meta.json`` as ``metadata["head_precision"]["values"]``)."""
+
+
+def _with_stored_values(
+    notes: dict[str, Any], tensors: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Put the head precision's values from the weights back into the metadata."""
+    stored = notes.get("head_precision")
+    if not isinstance(stored, dict) or "values_tensor" not in stored:
+        return notes, tensors
+    name = stored.pop("values_tensor")
+    if name != PRECISION_TENSOR or name not in tensors:
+        raise ModelFileError(
+            f"the encoder's head precision names the weights {name!r}, which the file does "
+            f"not hold (expected {PRECISION_TENSOR!r})"
+        )
+    import torch
+
+    values = torch.as_tensor(tensors.pop(name)).to(torch.float64).reshape(-1)
+    stored["values"] = values.tolist()
+    return notes, tensors
 
 
 def _inner_class(name: str, kind: str) -> Any:

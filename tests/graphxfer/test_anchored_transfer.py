@@ -215,3 +215,54 @@ def test_anchoring_a_self_supervised_encoder_starts_from_no_source_logit(heart) 
     assert float(head.source_weight.abs().sum()) == 0.0 and float(head.source_bias) == 0.0
     # no source model to ship: the guard chooses among what the target paid for
     assert "zero-shot" not in clf.transfer_check_["candidates"]
+
+
+def test_the_head_precision_is_saved_as_weights_not_json(linear_encoder, target, tmp_path) -> None:
+    import json
+
+    from graphxfer.encoder._encoder import PRECISION_TENSOR
+    from graphxfer.modelfile import read_model_file
+
+    path = linear_encoder.save(tmp_path / "enc")
+    tensors, meta = read_model_file(path, kind="encoder")
+    stored = meta["metadata"]["head_precision"]
+    assert "values" not in stored and stored["values_tensor"] == PRECISION_TENSOR
+    assert tensors[PRECISION_TENSOR].dtype == torch.float64
+    assert len(json.dumps(meta)) < 20_000  # the matrix is not in meta.json
+    loaded = gx.load_encoder(path)
+    assert loaded.metadata == linear_encoder.metadata  # values back, exactly
+    # the in-memory encoder keeps its values
+    assert "values" in linear_encoder.metadata["head_precision"]
+    # a fitted model file carries the encoder's precision the same way
+    train, test = target
+    clf = gx.TransferClassifier(linear_encoder, alpha=0.5, random_state=0).fit(train)
+    again = gx.load_model(clf.save(tmp_path / "model"))
+    assert again.encoder_.metadata["head_precision"] == linear_encoder.metadata["head_precision"]
+    assert np.allclose(again.predict_proba(test), clf.predict_proba(test))
+
+
+def test_encoder_files_with_the_precision_in_json_still_load(linear_encoder, tmp_path) -> None:
+    import copy
+
+    from graphxfer.encoder import Encoder
+    from graphxfer.modelfile import write_model_file
+
+    tensors = linear_encoder.inner.to_state()[0]  # without the precision's weights
+    _, meta = linear_encoder.to_state()
+    meta["metadata"] = copy.deepcopy(linear_encoder.metadata)  # the earlier layout
+    path = write_model_file(tmp_path / "old", tensors, meta, kind="encoder")
+    loaded = gx.load_encoder(path)
+    assert loaded.metadata["head_precision"] == linear_encoder.metadata["head_precision"]
+    assert isinstance(loaded, Encoder)
+
+
+def test_a_precision_without_its_weights_is_a_clear_error(linear_encoder, tmp_path) -> None:
+    from graphxfer.encoder._encoder import PRECISION_TENSOR
+    from graphxfer.exceptions import ModelFileError
+    from graphxfer.modelfile import write_model_file
+
+    tensors, meta = linear_encoder.to_state()
+    del tensors[PRECISION_TENSOR]
+    path = write_model_file(tmp_path / "broken", tensors, meta, kind="encoder")
+    with pytest.raises(ModelFileError, match="head precision"):
+        gx.load_encoder(path)
