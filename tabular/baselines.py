@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
 from tabular._data import as_frame, outcome
 from tabular.exceptions import BaselineError, NotFittedError
@@ -59,6 +60,10 @@ def _text(series: pd.Series) -> pd.Series:
     return series.astype(object).map(lambda v: v if pd.isna(v) else str(v))
 
 
+class _NotFittedError(NotFittedError, SklearnNotFittedError):
+    """tabular's NotFittedError that sklearn's tools (``except NotFittedError``) recognise."""
+
+
 def _align(X: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """``X`` with exactly ``columns``: absent ones are all-missing, extra ones dropped."""
     return X.reindex(columns=columns)
@@ -72,7 +77,7 @@ class _Baseline(ClassifierMixin, BaseEstimator):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):
-            raise NotFittedError(
+            raise _NotFittedError(
                 f"this {type(self).__name__} is not fitted yet; call fit(X, y) first"
             )
 

@@ -227,6 +227,8 @@ class TabularEncoder:
         data : DataFrame or cohort-like
         normalize : bool, default=True
             Divide each row by its sum (rows then sum to 1, as in pytorch-tabnet's ``explain``).
+        batch_size : int, default=1024
+            Records per forward pass.
 
         Returns
         -------

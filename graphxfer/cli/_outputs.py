@@ -222,6 +222,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     atomic_write_bytes(out.with_suffix(".png"), buf.getvalue())
     cols = ["label", "n", "repeats", "auroc_mean", "auroc_ci_low", "auroc_ci_high"]
     print(curve.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(
+        "computed on the target cohort's records without differential privacy: not covered "
+        "by ε (an ε names the budget of each private fit, which no ledger records)"
+    )
     print(f"wrote {out.with_suffix('.csv')}, {out.with_suffix('.png')}")
     return 0
 

@@ -224,10 +224,12 @@ def _finetune_arguments(p: argparse.ArgumentParser) -> None:
                    "(default 'target:<cohort name>')")  # fmt: skip
     g = p.add_argument_group("held-out evaluation (on when --test-size is given)")
     g.add_argument("--test-size", type=fraction, default=None, metavar="FRACTION",
-                   help="hold out this share of the persons (stratified by outcome, seeded): "
+                   help="hold out this share of the persons (stratified by outcome, seeded; "
+                        "with --epsilon each person independently, by secret randomness): "
                         "the model is fitted on the rest, and measured on them")  # fmt: skip
     g.add_argument("--random-state", type=int, default=None,
-                   help="seed of the held-out split (default: --seed)")  # fmt: skip
+                   help="seed of the held-out split and its bootstrap (default: --seed); "
+                        "with --epsilon of the bootstrap only")  # fmt: skip
     g.add_argument("--test-out", help="CSV of the held-out records, every column of the data "
                    "(default: <out>-test.csv)")  # fmt: skip
     g.add_argument("--evaluation-out", help="evaluation JSON of the held-out metrics, for "
@@ -246,20 +248,33 @@ def _finetune_arguments(p: argparse.ArgumentParser) -> None:
 )
 def _finetune(args: argparse.Namespace) -> int:
     from graphxfer import TransferClassifier
-    from graphxfer.release import format_alignment, released_state
+    from graphxfer.release import format_alignment, released_state, withheld_data_warnings
 
     need(args, "encoder", "out")
     if args.ledger is not None and args.epsilon is None:
         raise UserError("--ledger records differentially private fits: give --epsilon too")
+    if args.epsilon is not None and args.data is not None and args.schema is None:
+        # a schema inferred here would come from the private records: their kinds and the
+        # vocabularies of columns the source lacks would be released with the model
+        raise UserError(
+            "--epsilon with --data needs --schema: under differential privacy the target's "
+            "schema cannot be inferred from its records (the column kinds and categories "
+            "would be released with the model); declare it, e.g. starting from the schema "
+            "the encoder was pretrained with"
+        )
     p = build_parser()[1]["finetune"]
     for option in ("test_out", "evaluation_out", "random_state", "n_boot"):
         if getattr(args, option) != p.get_default(option) and args.test_size is None:
             raise UserError(f"--{option.replace('_', '-')} needs --test-size")
     mapping = _read_mapping(args.mapping)
-    loaded = resolve_cohort(args)
+    # under DP, reading the records warns without their columns, counts or values, as a fit does
+    with withheld_data_warnings(args.epsilon is not None):
+        loaded = resolve_cohort(args)
     target, test = loaded.cohort, None
     seed = args.seed if args.random_state is None else args.random_state
-    if args.test_size is not None:
+    if args.test_size is not None and args.epsilon is not None:
+        target, test = private_holdout(target, args.test_size, where=loaded.where)
+    elif args.test_size is not None:
         try:
             target, test = target.split(args.test_size, stratify=True, random_state=seed)
         except GraphxferError as exc:
@@ -293,6 +308,32 @@ def _finetune(args: argparse.Namespace) -> int:
     if test is not None:
         _held_out(args, clf, test, loaded.frame, seed)
     return 0
+
+
+def private_holdout(cohort: Any, share: float, *, where: str = "the data") -> tuple[Any, Any]:
+    """Hold out each person independently with probability ``share``, by secret randomness.
+
+    The split of a private fit's input is part of what ε covers. A seeded, stratified split
+    (:meth:`Cohort.split <graphxfer.Cohort.split>`) lets one person change who else is
+    trained on: its outcome moves the strata, and its place in the file moves everyone after
+    it. Here every person's side is an independent draw from the operating system's entropy
+    (as the DP noise is), so a person's presence changes nothing but its own side.
+
+    Returns
+    -------
+    train, test : Cohort
+    """
+    import numpy as np
+
+    person = cohort.person_index
+    n_persons = int(person.max()) + 1
+    held = np.random.default_rng().random(n_persons) < share  # unseeded: OS entropy
+    if held.all() or not held.any():
+        raise UserError(
+            f"{where}: --test-size {share}: the independent draw put every one of the "
+            f"{n_persons} persons on one side; use a larger cohort or run again"
+        )
+    return cohort.subset(~held[person]), cohort.subset(held[person])
 
 
 def _read_mapping(path: str | None) -> dict[str, Any]:

@@ -70,6 +70,17 @@ def test_sklearn_contract(model: XGBoostBaseline | LogisticBaseline) -> None:
         clone(model).fit(X.to_numpy(), np.arange(50) % 2)
 
 
+@pytest.mark.parametrize("method", ["predict", "predict_proba"])
+def test_unfitted_error_is_sklearns(model: XGBoostBaseline | LogisticBaseline, method: str) -> None:
+    """Before fit, the error is sklearn's NotFittedError too (sklearn's own contract check)."""
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+    from sklearn.utils.estimator_checks import check_estimators_unfitted
+
+    with pytest.raises(SklearnNotFittedError, match="not fitted yet"):
+        getattr(clone(model), method)(make_frame(5, seed=0)[0])
+    check_estimators_unfitted(type(model).__name__, model)
+
+
 def test_xgboost_saves_ubjson_and_loads(tmp_path: object) -> None:
     X, y = make_frame(300, seed=0)
     model = XGBoostBaseline(n_estimators=20, random_state=0).fit(X, np.where(y == 1, "yes", "no"))
