@@ -74,3 +74,37 @@ def test_a_draw_with_everyone_on_one_side_is_a_clear_error(va, monkeypatch) -> N
     monkeypatch.setattr(np.random, "default_rng", lambda *a, **k: AllHeld())
     with pytest.raises(UserError, match="every one of the 200 persons on one side"):
         private_holdout(va, 0.3, where="va.csv")
+
+
+def test_finetune_with_epsilon_holds_out_by_the_private_draw(tmp_path, monkeypatch, capsys) -> None:
+    import warnings
+
+    import graphxfer as gx
+    import graphxfer.cli._train as train_cli
+    from graphxfer.cli import main
+
+    heart = datasets.load_heart_disease()
+    encoder = gx.pretrain(
+        heart.select_groups("cleveland"), "linear", progress=False, random_state=0
+    )
+    encoder.save(tmp_path / "enc")
+    drawn: list[int] = []
+    real = train_cli.private_holdout
+
+    def spy(cohort, share, **kwargs):
+        train, test = real(cohort, share, **kwargs)
+        drawn.append(len(test))
+        return train, test
+
+    monkeypatch.setattr(train_cli, "private_holdout", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        status = main(["finetune", "--dataset", "heart-disease", "--sites", "va",
+                       "--encoder", str(tmp_path / "enc"), "--epsilon", "3",
+                       "--test-size", "0.3", "--n-boot", "50", "--no-progress",
+                       "--device", "cpu", "--out", str(tmp_path / "model")])  # fmt: skip
+    assert status == 0
+    assert len(drawn) == 1
+    out = capsys.readouterr().out
+    assert f"held-out metrics on {drawn[0]:,} records" in out
+    assert (tmp_path / "model-test.csv").is_file()
