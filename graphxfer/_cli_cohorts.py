@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ import pandas as pd
 
 from graphxfer.cohort import Cohort
 from graphxfer.datasets import dataset_loader, dataset_names
-from graphxfer.exceptions import CohortError, GraphxferError
+from graphxfer.exceptions import CohortError, GraphxferError, GraphxferWarning, SingleClassError
 from graphxfer.registry import Names
 from graphxfer.schema import Column, Schema
 
@@ -46,6 +48,13 @@ BUNDLED = Names(lambda: dataset_names(cli=True))
 _CSV_SUFFIXES = (".csv", ".txt", ".gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _SNIFF_BYTES = 8192
+_NA_TEXTS = frozenset(
+    (
+        "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+        "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+    )
+)  # fmt: skip
+"""Cell texts pandas reads as missing by default (``pandas.read_csv``'s ``na_values``)."""
 
 
 class UserError(GraphxferError):
@@ -77,16 +86,31 @@ def is_csv(path: str | Path) -> bool:
     return Path(path).suffix.lower() in _CSV_SUFFIXES
 
 
-def read_table(path: str | Path, *, what: str = "data file") -> pd.DataFrame:
+def read_table(
+    path: str | Path, *, what: str = "data file", schema: Schema | None = None
+) -> pd.DataFrame:
     """Read a CSV (optionally gzipped) or Parquet file; every problem is a one-line UserError.
 
-    A CSV file's rows are labelled by their line number (the header is line 1).
+    A CSV file's rows are labelled by their line number (the header is line 1). An empty
+    cell is missing, and so are pandas' usual missing-value markers (``NA``, ``NULL``,
+    ``None``, ``nan``, ...), except where ``schema`` says that such a word is a value: a
+    category, level or binary label the schema declares for that column, or any value of
+    the schema's id and group columns (which are never missing). So a file written from a
+    cohort whose vocabulary holds ``"None"`` reads back with the same values.
+
+    Parameters
+    ----------
+    path : str or Path
+    what : str, default="data file"
+        How messages name the file.
+    schema : Schema, optional
+        The schema the file will be read with.
 
     Raises
     ------
     UserError
-        A missing file, a folder, an unreadable, empty, binary or malformed file, or a file
-        without records.
+        A missing file, a folder, an unreadable, empty, binary or malformed file, a header
+        that repeats a column name, or a file without records.
     """
     p = Path(path)
     name = f"{what} {str(path)!r}"
@@ -102,7 +126,8 @@ def read_table(path: str | Path, *, what: str = "data file") -> pd.DataFrame:
             frame = _read_parquet(p, name)
         else:
             _sniff_text(p, name)
-            frame = pd.read_csv(p)
+            header = _csv_header(p, name)
+            frame = pd.read_csv(p, keep_default_na=False, na_values=_na_values(header, schema))
             frame.index = pd.RangeIndex(2, len(frame) + 2)
     except PermissionError:
         raise UserError(f"{name} cannot be read: permission denied") from None
@@ -130,6 +155,41 @@ def _sniff_text(path: Path, name: str) -> None:
         head = fh.read(_SNIFF_BYTES)
     if b"\x00" in head:
         raise UserError(f"{name} is not a CSV file: it holds binary data")
+
+
+def _csv_header(path: Path, name: str) -> list[str]:
+    """The column names of a CSV file's header line, as written; a repeated name is refused
+    (pandas would silently rename the second ``age`` to ``age.1``)."""
+    try:
+        first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        return []  # reported by the full read
+    header = [str(v) for v in first.iloc[0].tolist()] if len(first) else []
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise UserError(
+            f"{name} repeats the column name(s) {', '.join(repr(c) for c in repeated)} in its "
+            "header line; give every column its own name"
+        )
+    return header
+
+
+def _na_values(header: list[str], schema: Schema | None) -> dict[str, list[str]]:
+    """Per column, the cell texts read as missing: ``""`` and pandas' default markers, less
+    those the schema declares as values of the column."""
+    default = sorted(_NA_TEXTS)
+    out: dict[str, list[str]] = {}
+    for name in header:
+        kept: set[str] = set()
+        if schema is not None and name in schema:
+            col = schema[name]
+            if col.role in ("id", "group"):
+                kept = set(default) - {""}
+            else:
+                labels = list(col.categories or []) + list(col.levels or [])
+                kept = {str(v) for v in labels}
+        out[name] = [v for v in default if v not in kept]
+    return out
 
 
 def _read_parquet(path: Path, name: str) -> pd.DataFrame:
@@ -244,10 +304,30 @@ def resolve_cohort(
     else:
         path = str(data)
         where = f"data file {path!r}"
-        frame = read_table(path)
-        schema = _schema_for(args, prefix, frame, where, target_required)
+        schema_path = getattr(args, f"{prefix}schema", None)
+        declared = None if schema_path is None else Schema.from_json(Path(schema_path))
+        frame = read_table(path, schema=declared)
+        schema = _schema_for(args, prefix, frame, where, target_required, declared)
         schema = with_id_column(schema, list(map(str, frame.columns)), id_name, where)
-        cohort = build_cohort(frame, schema, where, line_numbers=is_csv(path), repeated_ids=repeats)
+        try:
+            cohort = build_cohort(
+                frame, schema, where, line_numbers=is_csv(path), repeated_ids=repeats
+            )
+        except UserError as exc:
+            target = schema.target
+            if target_required or target is None or not isinstance(exc.__cause__, SingleClassError):
+                raise
+            # records to predict or explain need no outcome, and one class is a valid outcome
+            warnings.warn(
+                f"{where}: target column {target.name!r} holds a single class, so its "
+                "outcomes are not used: the records are only predicted and explained",
+                GraphxferWarning,
+                stacklevel=2,
+            )
+            schema = schema.drop(target.name)
+            cohort = build_cohort(
+                frame, schema, where, line_numbers=is_csv(path), repeated_ids=repeats
+            )
     if sites:
         wanted = [s.strip() for s in sites.split(",") if s.strip()]
         try:
@@ -263,7 +343,12 @@ def load_cohort(args: argparse.Namespace, prefix: str = "") -> Cohort:
 
 
 def _schema_for(
-    args: argparse.Namespace, prefix: str, frame: pd.DataFrame, where: str, target_required: bool
+    args: argparse.Namespace,
+    prefix: str,
+    frame: pd.DataFrame,
+    where: str,
+    target_required: bool,
+    declared: Schema | None = None,
 ) -> Schema:
     flag = prefix.replace("_", "-")
     columns = list(map(str, frame.columns))
@@ -271,7 +356,7 @@ def _schema_for(
     group = getattr(args, "group", None)
     schema_path = getattr(args, f"{prefix}schema", None)
     if schema_path is not None:
-        schema = Schema.from_json(Path(schema_path))
+        schema = declared if declared is not None else Schema.from_json(Path(schema_path))
         given = schema.target
         if target is not None and (given is None or given.name != target):
             raise UserError(
@@ -324,7 +409,7 @@ def build_cohort(
         )
     except GraphxferError as exc:
         note = ""
-        if line_numbers and isinstance(exc, CohortError) and "rows" in str(exc):
+        if line_numbers and isinstance(exc, CohortError) and re.search(r"rows? \d", str(exc)):
             note = " (rows are line numbers in the file, the header being line 1)"
         raise UserError(f"{where}: {_one_line(exc)}{note}") from exc
 

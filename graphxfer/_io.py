@@ -27,6 +27,7 @@ __all__ = [
     "default_mode",
     "escape_csv_cell",
     "exchange_paths",
+    "make_parent",
     "safe_csv_frame",
     "write_csv_atomic",
 ]
@@ -47,11 +48,34 @@ def default_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~umask
 
 
+def make_parent(path: str | os.PathLike[str]) -> None:
+    """Create the folder of ``path`` (and the folders above it) when missing.
+
+    Raises
+    ------
+    NotADirectoryError
+        A file stands where one of those folders should be; the error names ``path``.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise NotADirectoryError(
+            errno.ENOTDIR, "cannot write here: a folder on this path is a file", os.fspath(path)
+        ) from exc
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", os.fspath(path))
+    make_parent(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        # name the file asked for, not the temporary file or a folder above it
+        raise type(exc)(exc.errno, exc.strerror, os.fspath(path)) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -59,8 +83,10 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, default_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename == tmp:
+            raise type(exc)(exc.errno, exc.strerror, os.fspath(path)) from exc
         raise
 
 

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from graphxfer.align import check_translation_types
 from graphxfer.cohort import AlignmentReport, Cohort
 from graphxfer.exceptions import GraphxferError
 from graphxfer.release import withheld_data_warnings
@@ -95,6 +96,7 @@ class TargetAdapter:
         convert: Mapping[str, Any] | None = None,
         private: bool = False,
     ) -> None:
+        check_translation_types(mapping, recode, convert)
         self.source = source
         self.mapping = dict(mapping) if mapping else None
         self.recode = {k: dict(v) for k, v in recode.items()} if recode else None

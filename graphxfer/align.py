@@ -19,7 +19,13 @@ import pandas as pd
 from graphxfer.exceptions import AlignmentError, GraphxferWarning, TypeMismatchError, first_rows
 from graphxfer.schema import Column, Schema, canonical_label, canonical_labels
 
-__all__ = ["COERCIONS", "AlignmentReport", "KindCoercionWarning", "align_frame"]
+__all__ = [
+    "COERCIONS",
+    "AlignmentReport",
+    "KindCoercionWarning",
+    "align_frame",
+    "check_translation_types",
+]
 
 COERCIONS: tuple[tuple[str, str], ...] = (
     ("binary", "numeric"),
@@ -267,6 +273,41 @@ def align_frame(
 
 
 # ---------------------------------------------------------------------- helpers
+def check_translation_types(mapping: Any, recode: Any, convert: Any) -> None:
+    """Raise :class:`AlignmentError` unless ``mapping``, ``recode`` and ``convert`` are None
+    or dicts keyed by column name, and every entry of ``recode`` is a dict of codes.
+
+    Parameters
+    ----------
+    mapping, recode, convert : object
+        The arguments of :meth:`Cohort.align <graphxfer.cohort.Cohort.align>` (or of a
+        ``TransferClassifier``), e.g. as read from a JSON file.
+
+    Raises
+    ------
+    AlignmentError
+        One of them has the wrong type.
+
+    Examples
+    --------
+    >>> check_translation_types({"Age": "age"}, None, {"chol": 38.67})
+    >>> check_translation_types("Age", None, None)
+    Traceback (most recent call last):
+    ...
+    graphxfer.exceptions.AlignmentError: mapping must be a dict keyed by column name, got str
+    """
+    for arg, value in (("mapping", mapping), ("recode", recode), ("convert", convert)):
+        if value is not None and not isinstance(value, Mapping):
+            raise AlignmentError(
+                f"{arg} must be a dict keyed by column name, got {type(value).__name__}"
+            )
+    for src, codes in (recode or {}).items():
+        if not isinstance(codes, Mapping):
+            raise AlignmentError(
+                f"recode[{src!r}] must be a dict {{this_cohort_code: source_code}}, got {codes!r}"
+            )
+
+
 def _checked_arguments(
     schema: Schema,
     source_schema: Schema,
@@ -279,16 +320,7 @@ def _checked_arguments(
         raise AlignmentError(
             f"source_schema must be a graphxfer.Schema, got {type(source_schema).__name__}"
         )
-    for arg, value in (("mapping", mapping), ("recode", recode), ("convert", convert)):
-        if value is not None and not isinstance(value, Mapping):
-            raise AlignmentError(
-                f"{arg} must be a dict keyed by column name, got {type(value).__name__}"
-            )
-    for src, codes in (recode or {}).items():
-        if not isinstance(codes, Mapping):
-            raise AlignmentError(
-                f"recode[{src!r}] must be a dict {{this_cohort_code: source_code}}, got {codes!r}"
-            )
+    check_translation_types(mapping, recode, convert)
     mapping = dict(mapping or {})
     recode = {k: dict(v) for k, v in (recode or {}).items()}
     convert = dict(convert or {})

@@ -101,7 +101,7 @@ def _check(args: argparse.Namespace) -> int:
     from graphxfer import Schema
 
     schema = Schema.from_json(Path(args.schema))
-    frame = read_table(args.data)
+    frame = read_table(args.data, schema=schema)
     where = f"data file {args.data!r}"
     columns = list(map(str, frame.columns))
     require_target(schema, columns, where, args.schema)

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from graphxfer._io import atomic_replace_dir, default_mode
+from graphxfer._io import atomic_replace_dir, default_mode, make_parent
 from graphxfer.exceptions import ModelFileError, ModelFileExistsError
 from graphxfer.modelfile._format import (
     EXTRA_NAME,
@@ -118,7 +118,7 @@ def write_model_file(
     }
     files = {WEIGHTS: weights, **extra_files}
     meta_text = seal_meta(doc, files, key=key).decode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     _check_destination(path, overwrite=overwrite)
     if path.suffix == ".zip":
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
