@@ -173,16 +173,43 @@ def _records(text: str | None, *, by_id: bool) -> list[Any] | None:
 
 
 # ---------------------------------------------------------------------- evaluate
+CURVE_BASELINES = ("logistic-source", "logistic", "xgboost", "logistic-pooled", "zero-shot")
+"""The default baselines of ``evaluate``: those of :func:`graphxfer.evaluate.transfer_curve`."""
+
+
+def _pretrain_params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {"device": args.device}
+    if args.pretrain_epochs is not None:
+        if args.encoder == "auto":
+            raise UserError(
+                "--pretrain-epochs sets the epochs of a named encoder; with --encoder auto "
+                "each candidate has its own"
+            )
+        params["epochs"] = args.pretrain_epochs
+    return params
+
+
 def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     add_data(p, "source_", "source cohort")
     add_data(p, "target_", "target cohort")
     add_columns(p)
-    p.add_argument("--encoder", default="ft-transformer")
-    p.add_argument("--pretrain-epochs", type=positive_int, default=30)
+    p.add_argument("--encoder", default="auto",
+                   help="encoder to pretrain on the source (default 'auto': chosen by "
+                        "leave-one-site-out validation, as 'pretrain --encoder auto')")  # fmt: skip
+    p.add_argument("--pretrain-epochs", type=positive_int, default=None,
+                   help="pretraining epochs of a named encoder (not with 'auto', whose "
+                        "candidates carry their own)")  # fmt: skip
     p.add_argument("--sizes", default="25,50,100", help="target training sizes")
-    p.add_argument("--strategies", default="linear-probe,lp-ft")
+    p.add_argument(
+        "--strategies",
+        default="anchored,lp-ft",
+        help="fine-tuning strategies, comma-separated (default: anchored,lp-ft)",
+    )
     p.add_argument("--epsilons", default="none,1", help="'none' = not private")
-    p.add_argument("--baselines", default="xgboost,logistic,source-only,pooled")
+    p.add_argument("--baselines", default=",".join(CURVE_BASELINES),
+                   help="comma-separated (default: the yardstick, logistic regression on the "
+                        "source only, on the target only and pooled, target-only XGBoost, "
+                        "and the zero-shot source model)")  # fmt: skip
     p.add_argument("--repeats", type=positive_int, default=5)
     p.add_argument("--out", default="reports/transfer-curve", help="path prefix of outputs")
     add_common(p)
@@ -205,7 +232,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         source,
         target,
         encoder=args.encoder,
-        pretrain_params={"epochs": args.pretrain_epochs, "device": args.device},
+        pretrain_params=_pretrain_params(args),
         target_sizes=sizes,
         strategies=args.strategies.split(","),
         epsilons=epsilons,

@@ -211,11 +211,16 @@ def _finetune_arguments(p: argparse.ArgumentParser) -> None:
     add_data(p, what="target cohort")
     add_columns(p)
     p.add_argument("--encoder", help="encoder model file from pretrain (required)")
-    p.add_argument("--strategy", default="lp-ft",
-                   choices=("anchored", "linear-probe", "full", "partial", "lp-ft"))  # fmt: skip
+    p.add_argument("--strategy", default="anchored",
+                   choices=("anchored", "linear-probe", "full", "partial", "lp-ft"),
+                   help="fine-tuning strategy (default: anchored)")  # fmt: skip
     p.add_argument("--epochs", type=positive_int, default=30, help="non-private epochs")
     p.add_argument("--mapping", help="JSON with optional 'mapping', 'recode', 'convert'")
-    p.add_argument("--check-transfer", action="store_true")
+    p.add_argument("--check-transfer", action=argparse.BooleanOptionalAction, default=None,
+                   help="guard against negative transfer (default: on with --epsilon and the "
+                        "anchored strategy, the private guard paid from the same budget; off "
+                        "otherwise, where --check-transfer compares with a target-only "
+                        "baseline by cross-fitting)")  # fmt: skip
     p.add_argument("--out", help="model folder or .zip to write (required)")
     p.add_argument("--ledger", help="privacy ledger JSON of the target data set: read (or "
                    "started), charged with this fit and written back, so budgets compose "

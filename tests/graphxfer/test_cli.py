@@ -129,3 +129,38 @@ def test_console_script_entry_point_runs(module: str) -> None:
         [sys.executable, "-m", module, "--version"], capture_output=True, text=True
     )
     assert proc.returncode == 0 and proc.stdout.startswith("graphxfer ")
+
+
+def test_finetune_and_evaluate_default_to_what_the_python_api_does() -> None:
+    import inspect
+
+    from graphxfer import TransferClassifier
+    from graphxfer.cli._base import build_parser
+    from graphxfer.cli._outputs import CURVE_BASELINES
+    from graphxfer.evaluate import transfer_curve
+
+    parsers = build_parser()[1]
+    fit = inspect.signature(TransferClassifier).parameters
+    finetune = parsers["finetune"]
+    assert finetune.get_default("strategy") == fit["strategy"].default == "anchored"
+    # None: the private guard is on under --epsilon with anchored, as in the API
+    assert finetune.get_default("check_transfer") is fit["check_transfer"].default is None
+    curve = inspect.signature(transfer_curve).parameters
+    evaluate = parsers["evaluate"]
+    assert evaluate.get_default("encoder") == curve["encoder"].default
+    assert tuple(evaluate.get_default("strategies").split(",")) == curve["strategies"].default
+    assert tuple(evaluate.get_default("baselines").split(",")) == curve["baselines"].default
+    assert CURVE_BASELINES[0] == "logistic-source"  # the yardstick's first row
+
+
+def test_private_finetune_from_the_command_line_runs_the_guard(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    enc, model = tmp_path / "enc", tmp_path / "model"
+    common = ["--dataset", "heart-disease", "--no-progress"]
+    assert main(["pretrain", *common, "--sites", "cleveland,hungarian", "--encoder", "linear",
+                 "--out", str(enc)]) == 0  # fmt: skip
+    assert main(["finetune", *common, "--sites", "va", "--encoder", str(enc), "--epsilon", "3",
+                 "--out", str(model)]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "fine-tuned (anchored)" in out and "guard" in out
