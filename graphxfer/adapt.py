@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import numbers
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -34,7 +35,7 @@ import pandas as pd
 
 from graphxfer.align import check_translation_types
 from graphxfer.cohort import AlignmentReport, Cohort
-from graphxfer.exceptions import GraphxferError
+from graphxfer.exceptions import AbsentColumnWarning, GraphxferError
 from graphxfer.release import withheld_data_warnings
 from graphxfer.schema import Column, Schema, canonical_label
 
@@ -85,6 +86,11 @@ class TargetAdapter:
         Target-only numeric columns without declared bounds (a fit without privacy): their
         training range sets their scaling only, so that a later record outside it is still
         read (the featurizer clips it) rather than refused.
+    observed_columns : list of str or None
+        The model's columns that the training cohort's schema has (the others were absent at
+        fit, all missing). Records to predict that lack one of these get an
+        :class:`~graphxfer.exceptions.AbsentColumnWarning`. ``None`` for adapters saved
+        before it was recorded.
     """
 
     def __init__(
@@ -105,6 +111,7 @@ class TargetAdapter:
         self.feature_schema: Schema | None = None
         self.ignored_columns: list[str] = []
         self.scaled_from_training: list[str] = []
+        self.observed_columns: list[str] | None = None
         self._key: str | None = None
 
     # ------------------------------------------------------------------ user records
@@ -251,6 +258,8 @@ class TargetAdapter:
                 cols.append(self._declared(col, aligned))
         self.feature_schema = Schema([Column.from_dict(c.to_dict()) for c in cols])
         self.ignored_columns = ignored
+        # which columns the training schema declares (not how many values they hold)
+        self.observed_columns = [c.name for c in cols if c.name not in report.missing]
         self._key = None
         return aligned, report
 
@@ -355,14 +364,30 @@ class TargetAdapter:
         if isinstance(X, pd.DataFrame) and list(X.columns) == names and not self.translates:
             return self.model_frame(X)  # source columns with nothing to translate
         cohort = self.to_cohort(X, None, need_target=False)
-        aligned, _ = cohort.align(
+        aligned, report = cohort.align(
             self.source, self.mapping, recode=self.recode, convert=self.convert, unknown="map"
         )
+        self._warn_absent(report.missing)
         data = aligned.data
         for name in names:
             if name not in data.columns:
                 data[name] = np.nan
         return self._marked(data[names])
+
+    def _warn_absent(self, missing: list[str]) -> None:
+        """Warn when records lack columns the training records had (read as missing)."""
+        absent = [c for c in missing if c in (self.observed_columns or ())]
+        if not absent:
+            return
+        # (a column the fit's mapping renames is refused by the alignment when absent)
+        named = ", ".join(map(repr, absent[:10])) + (" ..." if len(absent) > 10 else "")
+        warnings.warn(
+            f"{len(absent)} column(s) the model was fitted with are absent from these "
+            f"records: {named}; every record is predicted as if they were missing. Name the "
+            "columns as at fit, or add them",
+            AbsentColumnWarning,
+            stacklevel=4,
+        )
 
     def _marked(self, frame: pd.DataFrame) -> ModelFrame:
         out = ModelFrame(frame, copy=True)
@@ -385,6 +410,9 @@ class TargetAdapter:
             "feature_schema": None if schema is None else schema.to_dict(),
             "ignored_columns": list(self.ignored_columns),
             "scaled_from_training": list(self.scaled_from_training),
+            "observed_columns": (
+                None if self.observed_columns is None else list(self.observed_columns)
+            ),
         }
 
     @classmethod
@@ -406,6 +434,8 @@ class TargetAdapter:
             adapter.feature_schema = Schema.from_dict(data["feature_schema"])
         adapter.ignored_columns = list(data["ignored_columns"])
         adapter.scaled_from_training = list(data.get("scaled_from_training", []))
+        observed = data.get("observed_columns")  # absent from earlier files
+        adapter.observed_columns = None if observed is None else list(observed)
         adapter._key = None
         return adapter
 

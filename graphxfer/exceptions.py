@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "AbsentColumnWarning",
     "AlignmentError",
     "AllMissingColumnError",
     "CohortError",
@@ -138,6 +139,10 @@ class NotFittedError(GraphxferError, AttributeError):
 
 class GraphxferWarning(UserWarning):
     """Base class of graphxfer's warnings."""
+
+
+class AbsentColumnWarning(GraphxferWarning):
+    """Records to predict lack columns the model was fitted with; they are read as missing."""
 
 
 class IdentifierLikeColumnWarning(GraphxferWarning):

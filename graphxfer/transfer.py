@@ -23,7 +23,12 @@ from graphxfer import finetune
 from graphxfer.adapt import TargetAdapter
 from graphxfer.assessment import audit_model, measure
 from graphxfer.encoder import Encoder
-from graphxfer.exceptions import GraphxferError, GraphxferWarning, NotFittedError
+from graphxfer.exceptions import (
+    AbsentColumnWarning,
+    GraphxferError,
+    GraphxferWarning,
+    NotFittedError,
+)
 from graphxfer.guard import TransferCheckSkippedWarning, run_guard
 from graphxfer.model_io import load_model, restore, save_model
 from graphxfer.release import evaluation_record, model_card, write_evaluation
@@ -299,6 +304,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GraphxferWarning)
+            warnings.simplefilter("default", AbsentColumnWarning)  # checked first
             return self.adapter_.to_model(X)
 
     def predict_proba_features(self, features: pd.DataFrame) -> np.ndarray:

@@ -210,3 +210,43 @@ def test_an_unfitted_adapter_has_no_model_space(source: Schema) -> None:
         TargetAdapter(source).to_model(pd.DataFrame({"age": [1.0]}))
     with pytest.raises(GraphxferError, match="not a target adapter"):
         TargetAdapter.from_dict({"format": "something else"})
+
+
+def test_records_lacking_a_column_of_the_fit_are_flagged(fitted: TargetAdapter) -> None:
+    import warnings
+
+    from graphxfer.exceptions import AbsentColumnWarning
+
+    # chol was absent at fit (the target never had it): no warning for it
+    assert fitted.observed_columns == ["age", "cp", "sex", "bmi"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AbsentColumnWarning)
+        fitted.to_model(_frame(2))
+    renamed = _frame(2).rename(columns={"sex": "gender"})
+    with pytest.warns(AbsentColumnWarning, match=r"absent from these records: 'sex';") as caught:
+        model = fitted.to_model(renamed)
+    assert len(caught) == 1 and "1 column(s)" in str(caught[0].message)
+    assert model["sex"].isna().all()
+    # kept through JSON; an adapter saved before the list existed does not warn
+    data = json.loads(json.dumps(fitted.to_dict()))
+    with pytest.warns(AbsentColumnWarning):
+        TargetAdapter.from_dict(data).to_model(renamed)
+    data.pop("observed_columns")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AbsentColumnWarning)
+        TargetAdapter.from_dict(data).to_model(renamed)
+
+
+def test_predict_proba_warns_about_absent_columns() -> None:
+    import graphxfer as gx
+    from graphxfer import datasets
+    from graphxfer.exceptions import AbsentColumnWarning
+
+    heart = datasets.load_heart_disease()
+    encoder = gx.pretrain(
+        heart.select_groups("cleveland"), "linear", progress=False, random_state=0
+    )
+    clf = gx.TransferClassifier(encoder, random_state=0).fit(heart.select_groups("hungarian"))
+    records = heart.select_groups("switzerland").data.drop(columns=["age", "sex"])
+    with pytest.warns(AbsentColumnWarning, match="2 column"):
+        clf.predict_proba(records)
