@@ -191,10 +191,16 @@ def add_privacy(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epsilon", type=positive_float, default=None, help="target epsilon")
     g.add_argument("--delta", type=fraction, default=None, help="target delta (default < 1/n)")
     g.add_argument("--accountant", default="prv", choices=("prv", "rdp", "gdp"))
-    g.add_argument("--dp-epochs", type=positive_int, default=10)
-    g.add_argument("--dp-batch-size", type=positive_int, default=32)
-    g.add_argument("--dp-learning-rate", type=positive_float, default=1e-2)
-    g.add_argument("--max-grad-norm", type=positive_float, default=1.0)
+    tuned = "; by default chosen with the encoder's presets (see 'hyperparameters' in the output)"
+    g.add_argument("--dp-epochs", type=positive_int, default=None, help=f"epochs{tuned}")
+    g.add_argument("--dp-batch-size", type=positive_int, default=None,
+                   help="expected batch size (persons)")  # fmt: skip
+    g.add_argument("--dp-learning-rate", type=positive_float, default=None,
+                   help="learning rate")  # fmt: skip
+    g.add_argument("--max-grad-norm", type=positive_float, default=None,
+                   help="per-person clipping bound. Any of these four options fixes all four: "
+                        "the ones not given take PrivacyConfig's defaults, and the encoder's "
+                        "presets are not used")  # fmt: skip
     g.add_argument("--total-budget", type=positive_float, default=None,
                    help="refuse the fit if the epsilon spent on the data set (see --ledger) "
                         "would exceed this")  # fmt: skip
@@ -206,16 +212,34 @@ def privacy_config(args: argparse.Namespace) -> Any:
         return None
     from privacy import PrivacyConfig
 
+    given = {
+        field: getattr(args, option)
+        for field, option in DP_HYPERPARAMETERS.items()
+        if getattr(args, option, None) is not None
+    }
     return PrivacyConfig(
         epsilon=args.epsilon,
         delta=args.delta,
         accountant=args.accountant,
-        epochs=args.dp_epochs,
-        batch_size=args.dp_batch_size,
-        max_grad_norm=args.max_grad_norm,
-        learning_rate=args.dp_learning_rate,
         total_budget=args.total_budget,
+        **given,
     )
+
+
+DP_HYPERPARAMETERS = {
+    "epochs": "dp_epochs",
+    "batch_size": "dp_batch_size",
+    "learning_rate": "dp_learning_rate",
+    "max_grad_norm": "max_grad_norm",
+}
+"""``PrivacyConfig`` fields set by ``finetune`` options; giving any of them fits with exactly
+the config's values (``dp_hyperparameters="config"``) instead of the encoder's presets."""
+
+
+def dp_hyperparameters(args: argparse.Namespace) -> str:
+    """``"config"`` when a DP hyper-parameter option was given, else ``"auto"``."""
+    given = any(getattr(args, option, None) is not None for option in DP_HYPERPARAMETERS.values())
+    return "config" if given else "auto"
 
 
 def need(args: argparse.Namespace, *names: str) -> None:

@@ -16,6 +16,7 @@ from graphxfer.cli._base import (
     add_privacy,
     build_parser,
     command,
+    dp_hyperparameters,
     fraction,
     need,
     positive_int,
@@ -288,6 +289,7 @@ def _finetune(args: argparse.Namespace) -> int:
         args.encoder,
         strategy=args.strategy,
         privacy=privacy_config(args),
+        dp_hyperparameters=dp_hyperparameters(args),
         check_transfer=args.check_transfer,
         epochs=args.epochs,
         mapping=mapping.get("mapping"),
@@ -304,6 +306,7 @@ def _finetune(args: argparse.Namespace) -> int:
     state = released_state(clf)
     print(format_alignment(state["alignment"]))
     if clf.ledger_ is not None:
+        print(format_dp_hyperparameters(state["hyperparameters"]))
         print(clf.ledger_)
     if args.ledger is not None:
         print(f"privacy ledger of data set {clf.data_id_!r} updated -> {args.ledger}")
@@ -313,6 +316,24 @@ def _finetune(args: argparse.Namespace) -> int:
     if test is not None:
         _held_out(args, clf, test, loaded.frame, seed)
     return 0
+
+
+def format_dp_hyperparameters(hp: dict[str, Any] | None) -> str:
+    """One line: the DP fine-tuning settings of a private fit and where they came from."""
+    if not hp:
+        return "DP hyper-parameters: not recorded"
+    shown = [
+        f"{label} {hp[key]:g}" if isinstance(hp.get(key), float) else f"{label} {hp.get(key)}"
+        for key, label in (
+            ("epochs", "epochs"),
+            ("batch_size", "expected batch"),
+            ("learning_rate", "learning rate"),
+            ("max_grad_norm", "clipping bound"),
+            ("optimizer", "optimizer"),
+        )
+        if hp.get(key) is not None
+    ]
+    return f"DP hyper-parameters ({hp.get('source', 'unknown source')}): {', '.join(shown)}"
 
 
 def private_holdout(cohort: Any, share: float, *, where: str = "the data") -> tuple[Any, Any]:

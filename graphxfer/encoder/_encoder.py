@@ -281,6 +281,11 @@ def _with_stored_values(
     """Put the head precision's values from the weights back into the metadata."""
     stored = notes.get("head_precision")
     if not isinstance(stored, dict) or "values_tensor" not in stored:
+        if PRECISION_TENSOR in tensors:
+            raise ModelFileError(
+                f"the encoder's weights hold {PRECISION_TENSOR!r} but its metadata declares no "
+                "head precision; the file is inconsistent"
+            )
         return notes, tensors
     name = stored.pop("values_tensor")
     if name != PRECISION_TENSOR or name not in tensors:

@@ -52,6 +52,8 @@ def test_pretrain_and_private_finetune_through_files(
                  "--config", str(config), "--out", str(model)]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "PrivacyLedger" in out and "fine-tune:linear-probe" in out
+    # a DP option given fixes the settings (the encoder's presets are not used)
+    assert "DP hyper-parameters (the privacy config as given): epochs 2, expected batch 32" in out
 
 
 def test_pretrain_linear_with_site_intercepts(
@@ -151,16 +153,3 @@ def test_finetune_and_evaluate_default_to_what_the_python_api_does() -> None:
     assert tuple(evaluate.get_default("strategies").split(",")) == curve["strategies"].default
     assert tuple(evaluate.get_default("baselines").split(",")) == curve["baselines"].default
     assert CURVE_BASELINES[0] == "logistic-source"  # the yardstick's first row
-
-
-def test_private_finetune_from_the_command_line_runs_the_guard(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    enc, model = tmp_path / "enc", tmp_path / "model"
-    common = ["--dataset", "heart-disease", "--no-progress"]
-    assert main(["pretrain", *common, "--sites", "cleveland,hungarian", "--encoder", "linear",
-                 "--out", str(enc)]) == 0  # fmt: skip
-    assert main(["finetune", *common, "--sites", "va", "--encoder", str(enc), "--epsilon", "3",
-                 "--out", str(model)]) == 0  # fmt: skip
-    out = capsys.readouterr().out
-    assert "fine-tuned (anchored)" in out and "guard" in out

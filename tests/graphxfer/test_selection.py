@@ -260,8 +260,13 @@ def test_leaderboard_is_saved_and_reloaded_with_the_encoder(
 
 
 def test_files_without_metadata_still_load(selected: Encoder) -> None:
+    from graphxfer.encoder._encoder import PRECISION_TENSOR
+
     tensors, meta = selected.to_state()
     del meta["metadata"]
+    with pytest.raises(ModelFileError, match="declares no head precision"):
+        Encoder.from_state(tensors, meta)
+    del tensors[PRECISION_TENSOR]  # as a file written before the metadata existed
     assert Encoder.from_state(tensors, meta).metadata == {}
     meta["metadata"] = ["not", "a", "dict"]
     with pytest.raises(ModelFileError, match="metadata"):

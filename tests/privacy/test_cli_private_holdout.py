@@ -107,4 +107,7 @@ def test_finetune_with_epsilon_holds_out_by_the_private_draw(tmp_path, monkeypat
     assert len(drawn) == 1
     out = capsys.readouterr().out
     assert f"held-out metrics on {drawn[0]:,} records" in out
+    # the Python API's defaults: anchored, the private guard, settings for the target size
+    assert "fine-tuned (anchored)" in out and "guard" in out
+    assert "DP hyper-parameters (defaults for small targets" in out
     assert (tmp_path / "model-test.csv").is_file()

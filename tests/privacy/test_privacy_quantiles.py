@@ -22,15 +22,21 @@ def values() -> np.ndarray:
 
 def test_bounds_are_close_to_the_true_quantiles_at_eps_1_n_1000(values) -> None:
     true_lo, true_hi = np.quantile(values, [0.01, 0.99])
-    lowers, uppers = [], []
+    lowers, uppers, rank_errors = [], [], []
     for seed in range(40):
+        # random_state is only validated: every draw is fresh operating-system randomness
         b = dp_bounds(values, 1.0, lower_hint=-10, upper_hint=10, random_state=seed)
-        # the error in rank (share of the data below the bound) is at most 2 points...
-        assert abs(np.mean(values <= b.lower) - 0.01) <= 0.02
-        assert abs(np.mean(values <= b.upper) - 0.99) <= 0.02
+        rank_errors += [
+            abs(np.mean(values <= b.lower) - 0.01),
+            abs(np.mean(values <= b.upper) - 0.99),
+        ]
         assert -10 <= b.lower < b.upper <= 10
         lowers.append(b.lower)
         uppers.append(b.upper)
+    # the error in rank (share of the data below the bound) is at most 2 points but in about
+    # one draw in 800 (measured over 4,000 draws): allow two of these 80, never 5 points
+    assert sum(e > 0.02 for e in rank_errors) <= 2
+    assert max(rank_errors) <= 0.05
     # ...and when the value misses, it mostly misses outwards (wider, conservative bounds)
     assert np.median(lowers) <= true_lo + 0.1
     assert np.median(uppers) >= true_hi - 0.1
