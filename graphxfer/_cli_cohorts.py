@@ -159,12 +159,21 @@ def _sniff_text(path: Path, name: str) -> None:
 
 def _csv_header(path: Path, name: str) -> list[str]:
     """The column names of a CSV file's header line, as written; a repeated name is refused
-    (pandas would silently rename the second ``age`` to ``age.1``)."""
+    (pandas would silently rename the second ``age`` to ``age.1``), and so is a header that
+    separates its names by semicolons or tabs rather than commas."""
     try:
         first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         return []  # reported by the full read
     header = [str(v) for v in first.iloc[0].tolist()] if len(first) else []
+    if len(header) == 1:
+        for sep, called in ((";", "semicolons"), ("\t", "tabs")):
+            if header[0].count(sep) >= 1:
+                raise UserError(
+                    f"{name} separates its values by {called}, not commas (its header is one "
+                    f"column {header[0][:60]!r}); save it as comma-separated values, with '.' "
+                    "as the decimal mark"
+                )
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
         raise UserError(

@@ -77,7 +77,25 @@ def message(exc: BaseException) -> str:
         text = f"a file is not UTF-8 text ({exc})"
     else:
         text = str(exc) or type(exc).__name__
-    return " ".join(text.split())
+    text = " ".join(text.split())
+    for api, cli in _CLI_ADVICE:
+        text = text.replace(api, cli)
+    return text
+
+
+_CLI_ADVICE = (
+    ("pass overwrite=True to replace it", "pass --overwrite to replace it"),
+    ("build the cohort with repeated_ids='allow'", "pass --repeated-ids allow"),
+    (
+        ", recode them (Cohort.align(recode=...)), or build the cohort with unknown='map'",
+        ', or recode them (a --mapping file with "recode")',
+    ),
+    (
+        "convert units (Cohort.align(convert=...))",
+        'convert units (a --mapping file with "convert")',
+    ),
+)
+"""Advice in the library's errors as the command line gives it: flags, not arguments."""
 
 
 @contextlib.contextmanager

@@ -58,6 +58,9 @@ def _pretrain_arguments(p: argparse.ArgumentParser) -> None:
                    help="epochs without a better validation loss before early stopping "
                         "(default: the encoder's)")  # fmt: skip
     p.add_argument("--out", help="model folder or .zip to write (required)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even when it holds something other than a graphxfer "
+                        "model file (a model file is always replaced, atomically)")  # fmt: skip
     p.add_argument("--nproc-per-node", type=positive_int, default=1,
                    help="processes per machine (DistributedDataParallel via torchrun)")  # fmt: skip
     p.add_argument("--nnodes", type=positive_int, default=1, help="machines taking part")
@@ -101,7 +104,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     note = early_stopping_note(encoder.history, args.epochs)
     if note:
         print(note)
-    path = encoder.save(args.out)
+    path = encoder.save(args.out, overwrite=args.overwrite)
     print(f"pretrained {encoder.name} ({args.objective}) on {len(source):,} records -> {path}")
     return 0
 
@@ -197,7 +200,7 @@ def _pretrain_auto(args: argparse.Namespace) -> int:
         device=args.device,
         dp_presets=not args.no_dp_presets,
     )
-    path = encoder.save(args.out)
+    path = encoder.save(args.out, overwrite=args.overwrite)
     board = Leaderboard.from_dict(encoder.metadata["selection"])
     print(board.format(top=10))
     print(
@@ -223,6 +226,9 @@ def _finetune_arguments(p: argparse.ArgumentParser) -> None:
                         "otherwise, where --check-transfer compares with a target-only "
                         "baseline by cross-fitting)")  # fmt: skip
     p.add_argument("--out", help="model folder or .zip to write (required)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even when it holds something other than a graphxfer "
+                        "model file (a model file is always replaced, atomically)")  # fmt: skip
     p.add_argument("--ledger", help="privacy ledger JSON of the target data set: read (or "
                    "started), charged with this fit and written back, so budgets compose "
                    "across fits")  # fmt: skip
@@ -301,7 +307,7 @@ def _finetune(args: argparse.Namespace) -> int:
         ledger=args.ledger,
         data_id=args.data_id,
     ).fit(target)
-    path = clf.save(args.out)
+    path = clf.save(args.out, overwrite=args.overwrite)
     # only the released view of the fit: under DP no count computed from the records
     state = released_state(clf)
     print(format_alignment(state["alignment"]))

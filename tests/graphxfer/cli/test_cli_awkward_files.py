@@ -56,6 +56,17 @@ def test_repeated_header_name_is_refused(
     assert "'age'" in error_line(status, capsys)
 
 
+@pytest.mark.parametrize(("sep", "called"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_file_separated_by_semicolons_or_tabs_is_named_so(
+    raw_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], sep: str, called: str
+) -> None:
+    frame = pd.read_csv(raw_csv)
+    path = tmp_path / "excel.csv"
+    frame.to_csv(path, sep=sep, index=False, decimal=",")
+    status = main(["schema", "infer", "--data", str(path), "--target", "disease"])
+    assert f"separates its values by {called}, not commas" in error_line(status, capsys)
+
+
 def test_words_the_schema_declares_are_values_not_missing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -227,3 +227,49 @@ def test_warnings_are_one_line_each(tmp_path: Path) -> None:
         "graphxfer: warning: feature column 'pid' has a distinct value in every row: it is "
         "probably an identifier; give it role='id' or role='ignore'"
     ]
+
+
+def test_errors_give_command_line_advice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from graphxfer import datasets
+
+    # a folder that is not a model file: refused with the flag that replaces it
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    argv = ["pretrain", "--dataset", "heart-disease", "--sites", "cleveland", "--encoder",
+            "linear", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "pass --overwrite to replace it" in err and "overwrite=True" not in err
+    assert (out / "keep.txt").read_text() == "mine"
+    assert main([*argv, "--overwrite"]) == 0
+    assert (out / "meta.json").is_file() and not (out / "keep.txt").exists()
+    # repeated ids: the flag, not the keyword argument
+    data = datasets.load_heart_disease().select_groups("va").data
+    data = pd.concat([data, data.iloc[:3]])
+    data.to_csv(tmp_path / "repeats.csv", index=False)
+    assert main(["pretrain", "--data", str(tmp_path / "repeats.csv"), "--target", "target",
+                 "--id", "record_id", "--encoder", "linear", "--no-progress",
+                 "--out", str(tmp_path / "enc")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "pass --repeated-ids allow" in err and "repeated_ids=" not in err
+
+
+def test_library_advice_is_translated_for_the_command_line() -> None:
+    from graphxfer.cli import message
+    from graphxfer.exceptions import OutOfBoundsError, UnknownCategoryError
+
+    unknown = UnknownCategoryError(
+        "column 'cp' holds categories ['x'] that are not in its vocabulary ['a'] (rows 2); add "
+        "them to the schema, recode them (Cohort.align(recode=...)), or build the cohort with "
+        "unknown='map'"
+    )
+    assert message(unknown).endswith(
+        'add them to the schema, or recode them (a --mapping file with "recode")'
+    )
+    bounds = OutOfBoundsError(
+        "... widen the declared bounds, or convert units (Cohort.align(convert=...))"
+    )
+    assert message(bounds).endswith('convert units (a --mapping file with "convert")')
