@@ -159,6 +159,55 @@ class ReportContext:
         frame = self.frame if self.frame is not None else self.cohort.X
         return shift_check(self.model, frame)
 
+    @functools.cached_property
+    def own_columns(self) -> dict[str, str]:
+        """Explained (model) column -> the reported cohort's own column that holds it under
+        another name, in other units or with other codes (the fit's ``mapping``, ``convert``
+        and ``recode``, applied by ``model.adapter_``). The explanation sections show these
+        columns by the cohort's name and with the cohort's own values."""
+        adapter = getattr(self.model, "adapter_", None)
+        if adapter is None or not getattr(adapter, "translates", False):
+            return {}
+        inverse = {str(source): str(own) for own, source in (adapter.mapping or {}).items()}
+        translated = {str(c) for c in (adapter.convert or {})} | {
+            str(c) for c in (adapter.recode or {})
+        }
+        present = {str(c) for c in self.cohort.X.columns}
+        own: dict[str, str] = {}
+        for name in map(str, self.explanation.feature_names or []):
+            user = inverse.get(name, name)
+            if user in present and (user != name or name in translated):
+                own[name] = user
+        return own
+
+    @functools.cached_property
+    def shown(self) -> Any:
+        """:attr:`explanation` as the reader's cohort records it: the columns of
+        :attr:`own_columns` named as in the cohort, with the cohort's own values (its units
+        and codes), for the tables and plots. Attributions are unchanged."""
+        import shap
+
+        exp = self.explanation
+        own = self.own_columns
+        if not own:
+            return exp
+        names = [str(n) for n in exp.feature_names]
+        base = exp.display_data if exp.display_data is not None else exp.data
+        display = np.array(base, dtype=object, copy=True)
+        X = self.cohort.X
+        for j, name in enumerate(names):
+            if name in own:
+                column = X[own[name]].iloc[np.asarray(self.explained_rows, dtype=np.int64)]
+                display[:, j] = column.astype(object).to_numpy()
+        return shap.Explanation(
+            values=np.asarray(exp.values, dtype=np.float64),
+            base_values=np.asarray(exp.base_values, dtype=np.float64),
+            data=np.asarray(exp.data, dtype=np.float64),
+            display_data=display,
+            feature_names=[own.get(n, n) for n in names],
+            output_names=exp.output_names,
+        )
+
     @property
     def flagged(self) -> dict[str, str]:
         """Columns flagged as shifted from the source (possible site artefacts) -> why."""

@@ -29,41 +29,64 @@ def global_importance_section(ctx: ReportContext) -> list[Block]:
     order = np.argsort(-mean_abs, kind="stable")
     flagged = ctx.flagged
     names = [str(n) for n in exp.feature_names]
+    shown = [str(n) for n in ctx.shown.feature_names]  # as the reported cohort names them
+    marks = {shown[j] for j, n in enumerate(names) if n in flagged}
     columns = ["column", f"mean |SHAP| ({scale})", "share"]
     rows = [
-        [names[j], float(mean_abs[j]), share(mean_abs[j] / total if total else np.nan)]
+        [shown[j], float(mean_abs[j]), share(mean_abs[j] / total if total else np.nan)]
         for j in order
     ]
     if flagged:
         columns.append("note")
-        for row in rows:
-            row.append(ARTEFACT if row[0] in flagged else "")
+        for row, j in zip(rows, order):
+            row.append(ARTEFACT if names[j] in flagged else "")
     blocks: list[Block] = [
+        note(_NOT_COVERED),
         text(
             f"SHAP attributions of {len(values):,} records to the model's {scale} of the outcome "
             f"({ctx.method}). Reference data: {ctx.background}. Each attribution is how much a "
             "column moves the output away from the reference average."
-        )
+        ),
     ]
+    blocks.extend(_translated_note(ctx))
     blocks.extend(_artefact_warning(flagged, names))
     marked = ""
-    if any(n in flagged for n in names):
+    if marks:
         marked = f' Columns marked "{plots.ARTEFACT_MARK.strip()}" are possible site artefacts.'
     blocks += [
         image(
-            plots.beeswarm_plot(exp, marked=flagged),
+            plots.beeswarm_plot(ctx.shown, marked=marks),
             "Beeswarm plot of SHAP values per column",
             caption="One dot per record and column; colour shows the column's value (for "
             "categorical columns, its position in the vocabulary)." + marked,
         ),
         image(
-            plots.bar_plot(exp, marked=flagged),
+            plots.bar_plot(ctx.shown, marked=marks),
             "Bar plot of the mean absolute SHAP value per column",
             caption=f"Mean absolute attribution ({scale}) per column." + marked,
         ),
         table(columns, rows),
     ]
     return blocks
+
+
+_NOT_COVERED = (
+    "Computed on the reported cohort's records, without differential privacy: not covered by "
+    "the model's ε."
+)
+
+
+def _translated_note(ctx: ReportContext) -> list[Block]:
+    own = ctx.own_columns
+    if not own:
+        return []
+    pairs = ", ".join(f"{user} (the model's {name})" for name, user in own.items())
+    return [
+        note(
+            f"Columns are named and valued as this cohort records them: {pairs}; the model "
+            "reads them renamed, converted or recoded by the fit's mapping."
+        )
+    ]
 
 
 def _artefact_warning(flagged: Mapping[str, str], names: list[str]) -> list[Block]:
@@ -80,6 +103,7 @@ def records_section(ctx: ReportContext) -> list[Block]:
     scale = _SCALE_WORDS[link_of(exp)]
     counts = np.bincount(ctx.band_indices(ctx.predictions), minlength=len(ctx.bands))
     blocks: list[Block] = [
+        note(_NOT_COVERED),
         table(
             ["risk band", "predicted probability", "records"],
             [
@@ -87,7 +111,7 @@ def records_section(ctx: ReportContext) -> list[Block]:
                 for b, count in zip(ctx.bands, counts)
             ],
             caption="Predictions of the whole cohort by risk band",
-        )
+        ),
     ]
     calibration = ctx.calibration
     if calibration is not None and calibration["miscalibrated"]:
@@ -109,7 +133,10 @@ def records_section(ctx: ReportContext) -> list[Block]:
     )
     flagged = ctx.flagged
     names = [str(n) for n in exp.feature_names]
-    if any(n in flagged for n in names):
+    labels = [str(n) for n in ctx.shown.feature_names]  # as the reported cohort names them
+    marks = {labels[j] for j, n in enumerate(names) if n in flagged}
+    blocks.extend(_translated_note(ctx))
+    if marks:
         blocks.append(
             note(
                 f'Columns marked "{plots.ARTEFACT_MARK.strip()}" in the waterfalls and '
@@ -118,7 +145,7 @@ def records_section(ctx: ReportContext) -> list[Block]:
                 "than the record's condition."
             )
         )
-    shown = exp.display_data if exp.display_data is not None else exp.data
+    shown = ctx.shown.display_data if ctx.shown.display_data is not None else exp.data
     for record in ctx.records:
         p = float(ctx.predictions[record.position])
         band = ctx.band_of(p)
@@ -126,11 +153,11 @@ def records_section(ctx: ReportContext) -> list[Block]:
         base = float(np.ravel(exp.base_values)[record.row])
         top = np.argsort(-np.abs(values), kind="stable")[:10]
         columns = ["column", "value", f"attribution ({scale})"]
-        rows = [[names[j], _value(shown[record.row][j]), float(values[j])] for j in top]
+        rows = [[labels[j], _value(shown[record.row][j]), float(values[j])] for j in top]
         if flagged:
             columns.append("note")
-            for row in rows:
-                row.append(ARTEFACT if row[0] in flagged else "")
+            for row, j in zip(rows, top):
+                row.append(ARTEFACT if names[j] in flagged else "")
         blocks.append(
             subsection(
                 record.label,
@@ -144,7 +171,7 @@ def records_section(ctx: ReportContext) -> list[Block]:
                         }
                     ),
                     image(
-                        plots.waterfall_plot(exp, record.row, marked=flagged),
+                        plots.waterfall_plot(ctx.shown, record.row, marked=marks),
                         f"Waterfall plot of the attributions of {record.label}",
                     ),
                     table(columns, rows, caption="Largest attributions"),
