@@ -389,6 +389,11 @@ class TargetAdapter:
             stacklevel=4,
         )
 
+    def marked(self, frame: pd.DataFrame) -> ModelFrame:
+        """``frame``, whose columns are already the model's, marked as this adapter's model
+        space (nothing is checked or translated); :meth:`to_model` passes it through."""
+        return self._marked(frame)
+
     def _marked(self, frame: pd.DataFrame) -> ModelFrame:
         out = ModelFrame(frame, copy=True)
         out.adapter_key = self.key

@@ -77,7 +77,10 @@ def restore(model: Any, state: dict[str, Any]) -> Any:
     model.n_features_in_ = len(names)
     model.ignored_columns_ = list(adapter.ignored_columns)
     model.classes_ = np.array([0, 1])
-    model.background_ = state["encoder_"].background(100, random_state=0).reindex(columns=names)
+    # in model space, marked so: passed back as explain(..., background=model.background_),
+    # it is not translated a second time by the fit's mapping or conversions
+    background = state["encoder_"].background(100, random_state=0).reindex(columns=names)
+    model.background_ = adapter.marked(background)
     for name in ("metrics_", "audit_"):
         model.__dict__.pop(name, None)
     return model

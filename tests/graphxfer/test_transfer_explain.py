@@ -104,3 +104,23 @@ def test_a_graph_transfer_is_explained_through_predict_proba() -> None:
     np.testing.assert_allclose(exp.base_values + exp.values.sum(axis=1), p, atol=1e-6)
     with pytest.raises(GraphxferError, match="use method='permutation' or 'exact'"):
         gx.explain(clf, cohort, method="gradient", progress=False, random_state=0)
+
+
+def test_the_models_own_background_can_be_passed_back_with_a_mapping() -> None:
+    import graphxfer as gx
+    from graphxfer import datasets
+
+    heart = datasets.load_heart_disease()
+    encoder = gx.pretrain(
+        heart.select_groups("cleveland"), "linear", progress=False, random_state=0
+    )
+    target = heart.select_groups("va")
+    X = target.X.rename(columns={"age": "age_months"})
+    X["age_months"] = X["age_months"] * 12
+    clf = gx.TransferClassifier(
+        encoder, mapping={"age_months": "age"}, convert={"age": 1 / 12}, random_state=0
+    ).fit(X, target.y)
+    records = X.head(5)
+    given = gx.explain(clf, records, background=clf.background_, method="exact", progress=False)
+    default = gx.explain(clf, records, method="exact", progress=False)
+    np.testing.assert_allclose(given.values, default.values, atol=1e-6)
