@@ -36,10 +36,11 @@ def _pretrain_arguments(p: argparse.ArgumentParser) -> None:
     add_columns(p)
     # the names are read from the encoder registries when they are needed (metavar: not
     # when the parser is built, which would import torch for every command)
-    p.add_argument("--encoder", default="ft-transformer",
+    p.add_argument("--encoder", default="auto",
                    choices=EncoderNames("auto"), metavar="ENCODER",
-                   help="the encoder: %(choices)s ('auto': chosen by leave-one-site-out "
-                        "validation on the source)")  # fmt: skip
+                   help="the encoder: %(choices)s (default 'auto': chosen by leave-one-site-out "
+                        "validation on the source, with the private fine-tuning settings "
+                        "simulated there)")  # fmt: skip
     p.add_argument("--candidates", default="fast",
                    help=f"candidates of --encoder auto: {' or '.join(CANDIDATE_SETS)} "
                         "(default 'fast'), or a JSON file with a list of "

@@ -13,8 +13,8 @@ Euclidean distance. Two searches are available:
     projection trees), near-linear in the number of records. The index is built with more
     neighbours than requested (``max(3k, 30)``), which lifts the recall at ``k`` above 0.95.
 ``"auto"``
-    Exact while ``n_query * n_points <= EXACT_MAX_PAIRS`` (about 15,800 records for a graph),
-    approximate beyond.
+    Exact while ``n_points * n_points <= EXACT_MAX_PAIRS`` (about 15,800 records), approximate
+    beyond. Queries use the method of the index, whatever their number of rows.
 
 Edges follow PyG's ``source_to_target`` flow: for a record ``i`` with neighbour ``j``, the edge
 is ``(j, i)``, so ``edge_index[1]`` lists every record exactly ``k`` times (in-degree ``k``).
@@ -25,7 +25,9 @@ exact search is elementwise per row (``cdist`` without a matrix product, whose r
 depend on the batch size); the approximate search asks ``pynndescent`` one row at a time,
 because its batched queries share one random stream across rows. This is what lets a target
 record be attached to the source graph without its neighbours depending on other target
-records (see :mod:`graphxfer.graphs.attach`).
+records (see :mod:`graphxfer.graphs.attach`). For the same reason the search method of a
+query is the index's own (:attr:`KNNIndex.method_`), never chosen from the number of query
+rows.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ __all__ = [
 
 KNN_METHODS = ("auto", "exact", "nndescent")
 EXACT_MAX_PAIRS = 250_000_000
-"""``method="auto"`` searches exactly while ``n_query * n_points`` stays at or below this."""
+"""``method="auto"`` indexes for exact search while ``n_points ** 2`` stays at or below this."""
 
 _QUERY_BLOCK = 1024
 _POINT_BLOCK = 16384
@@ -304,8 +306,10 @@ class KNNIndex:
             )
         if k > self.n_points_:
             raise GraphError(f"k={k} exceeds the {self.n_points_} indexed records")
-        use_exact = self.method_ == "exact" or q.shape[0] * self.n_points_ <= EXACT_MAX_PAIRS
-        if use_exact:
+        # The search follows the index, never the number of query rows: choosing it from
+        # ``q.shape[0]`` would let adding or removing one record switch every other row
+        # between exact and approximate neighbours.
+        if self.method_ == "exact":
             return exact_knn(q, self.points_, k)
         return self._query_nndescent(q, k)
 
