@@ -149,7 +149,7 @@ def test_prv_needs_few_accountant_evaluations_and_memoises(
     assert len(created) == n_created + 1  # forgotten: evaluated afresh, to the same value
 
 
-@settings(max_examples=12, deadline=None, derandomize=True)
+@settings(max_examples=6, deadline=None, derandomize=True)
 @given(
     epsilon=st.floats(0.3, 10.0),
     q=st.floats(0.002, 0.05),

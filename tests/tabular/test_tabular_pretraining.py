@@ -260,7 +260,8 @@ def _transfer_gain(name: str, objective: str, epochs: int) -> tuple[float, float
         ("mlp", "supervised"),
         # about 10 s on 2 cores
         pytest.param("ft-transformer", "supervised+masked", marks=pytest.mark.slow),
-        ("tabnet", "supervised"),
+        # about 8 s on 2 cores
+        pytest.param("tabnet", "supervised", marks=pytest.mark.slow),
     ],
 )
 def test_pretraining_beats_training_from_scratch(name: str, objective: str) -> None:
