@@ -357,15 +357,15 @@ def _schema_for(
     frame: pd.DataFrame,
     where: str,
     target_required: bool,
-    declared: Schema | None = None,
+    declared: Schema | None,
 ) -> Schema:
     flag = prefix.replace("_", "-")
     columns = list(map(str, frame.columns))
     target = getattr(args, "target", None)
     group = getattr(args, "group", None)
     schema_path = getattr(args, f"{prefix}schema", None)
-    if schema_path is not None:
-        schema = declared if declared is not None else Schema.from_json(Path(schema_path))
+    if declared is not None:  # read from schema_path by the caller
+        schema = declared
         given = schema.target
         if target is not None and (given is None or given.name != target):
             raise UserError(

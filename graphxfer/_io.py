@@ -175,7 +175,7 @@ def atomic_replace_dir(
             try:
                 check_old(build)
             except BaseException:
-                exchange_paths(build, path)  # the old content back at path, the new at build
+                _swap_back(build, path)
                 raise
         shutil.rmtree(build, ignore_errors=True)
         return
@@ -189,6 +189,18 @@ def atomic_replace_dir(
         os.replace(old, path)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _swap_back(build: Path, path: Path) -> None:
+    """Undo an exchange whose old content (now at ``build``) must not be deleted: exchange
+    again, or, should that fail, move it to a name of its own beside ``path``, so that the
+    caller's cleanup of ``build`` can never reach it."""
+    try:
+        if exchange_paths(build, path):
+            return
+    except OSError:
+        pass
+    os.replace(build, path.with_name(f".{path.name}.kept-{secrets.token_hex(8)}"))
 
 
 # ------------------------------------------------------------------ CSV

@@ -316,7 +316,7 @@ class TargetAdapter:
         """Records already in model space, read as the feature schema declares (values
         checked, unknown categories mapped to ``"<unknown>"``); nothing is translated."""
         cohort = Cohort(frame, self._readable(), unknown="map", all_missing="keep")
-        return self._marked(cohort.X)
+        return self.marked(cohort.X)
 
     def _readable(self) -> Schema:
         """The feature schema as records are checked against it: bounds taken from the
@@ -360,7 +360,7 @@ class TargetAdapter:
                     f"these records are in model space but their columns {list(X.columns)} "
                     f"are not the model's {names}"
                 )
-            return self._marked(X[names])
+            return self.marked(X[names])
         if isinstance(X, pd.DataFrame) and list(X.columns) == names and not self.translates:
             return self.model_frame(X)  # source columns with nothing to translate
         cohort = self.to_cohort(X, None, need_target=False)
@@ -372,7 +372,7 @@ class TargetAdapter:
         for name in names:
             if name not in data.columns:
                 data[name] = np.nan
-        return self._marked(data[names])
+        return self.marked(data[names])
 
     def _warn_absent(self, missing: list[str]) -> None:
         """Warn when records lack columns the training records had (read as missing)."""
@@ -390,11 +390,9 @@ class TargetAdapter:
         )
 
     def marked(self, frame: pd.DataFrame) -> ModelFrame:
-        """``frame``, whose columns are already the model's, marked as this adapter's model
-        space (nothing is checked or translated); :meth:`to_model` passes it through."""
-        return self._marked(frame)
-
-    def _marked(self, frame: pd.DataFrame) -> ModelFrame:
+        """A copy of ``frame``, whose columns are already the model's, marked as this
+        adapter's model space (nothing is checked or translated); :meth:`to_model` passes it
+        through."""
         out = ModelFrame(frame, copy=True)
         out.adapter_key = self.key
         return out

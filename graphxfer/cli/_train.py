@@ -315,11 +315,10 @@ def _finetune(args: argparse.Namespace) -> int:
     if clf.ledger_ is not None:
         print(format_dp_hyperparameters(state["hyperparameters"]))
         print(clf.ledger_)
-    if clf.transfer_check_ is not None:
+    if state["transfer_check"] is not None:
         from graphxfer.report.summary import transfer_verdict
 
-        card = clf.model_card()  # the released view, as the report shows it
-        print(transfer_verdict(card.get("transfer_check"), card.get("privacy"))["line"])
+        print(transfer_verdict(state["transfer_check"], state["privacy"])["line"])
     if args.ledger is not None:
         print(f"privacy ledger of data set {clf.data_id_!r} updated -> {args.ledger}")
     summary = state["training_summary"]

@@ -147,3 +147,42 @@ def test_a_folder_put_in_place_during_a_save_is_not_deleted(
     assert sorted(p.name for p in path.iterdir()) == ["notes.txt"]
     assert (path / "notes.txt").read_text() == "keep me"
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary folder left
+
+
+def test_a_checked_out_folder_is_kept_when_it_cannot_be_swapped_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import graphxfer._io as io
+    import graphxfer.modelfile._write as writer
+    from graphxfer.exceptions import ModelFileExistsError
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    if not io.exchange_paths(tmp_path / "a", tmp_path / "b"):
+        pytest.skip("this system cannot exchange two folders")
+    path = tmp_path / "model"
+    write_model_file(path, _tensors(), {"version": "old"}, kind="encoder")
+    real_replace, real_exchange = writer.atomic_replace_dir, io.exchange_paths
+    calls: list[int] = []
+
+    def exchange_once(a: Path, b: Path) -> bool:
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError("the exchange back fails")
+        return real_exchange(a, b)
+
+    def another_process_swaps_in_a_folder(build: Path, dest: Path, **kwargs: object) -> None:
+        shutil.rmtree(dest)
+        dest.mkdir()
+        (dest / "notes.txt").write_text("keep me")
+        real_replace(build, dest, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(io, "exchange_paths", exchange_once)
+    monkeypatch.setattr(writer, "atomic_replace_dir", another_process_swaps_in_a_folder)
+    with pytest.raises(ModelFileExistsError):
+        write_model_file(path, _tensors(), {"version": "new"}, kind="encoder")
+    assert len(calls) == 2
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith(".model.kept-")]
+    assert len(kept) == 1 and (kept[0] / "notes.txt").read_text() == "keep me"
